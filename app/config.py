@@ -1,0 +1,106 @@
+"""All settings, read from `FACESVC_*` environment variables or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path(user_data_dir('facesvc')) / 'facesvc.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACESVC_", env_file=".env", extra="ignore")
+
+    # --- decoding limits (checked before full decode) ---
+    max_image_bytes: int = Field(10_000_000, gt=0, description="Largest accepted upload.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted width*height.")
+
+    # --- detection ---
+    min_face_size: int = Field(20, gt=0, description="Smallest face side in pixels (MTCNN).")
+    detection_threshold: float = Field(
+        0.9, ge=0.0, le=1.0, description="Minimum MTCNN face probability."
+    )
+    detection_upsample_below: int = Field(
+        200, ge=0, description="Images whose short side is below this are upsampled first."
+    )
+    detection_max_side: int = Field(
+        1600, gt=0, description="Detection runs on a copy downscaled to this long side."
+    )
+
+    # --- embedding ---
+    model: str = Field("dlib-resnet-v1", description="Default embedding backbone.")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")
+    half_precision: bool = Field(False, description="fp16 inference on GPU.")
+    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 keeps its default.")
+    flip_fusion: bool = Field(
+        True, description="Average the embeddings of a face and its mirror image."
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("facesvc")),
+        description="Converted weights and evaluation caches.",
+    )
+    facenet_weights: Path | None = Field(
+        None, description="InceptionResnetV1 VGGFace2 state dict (20180402-114759-vggface2.pt)."
+    )
+
+    # --- storage / service ---
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="SQLAlchemy URL: sqlite:///PATH (embedded) or postgresql+psycopg://...",
+    )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Apply database migrations on start; unset means on for SQLite only.",
+    )
+    auth_mode: Literal["keys", "open"] = Field(
+        "keys", description="'keys' requires X-API-Key; 'open' is for local development only."
+    )
+    keep_thumbnails: bool = Field(
+        False, description="Store the aligned face crop (JPEG) of each enrolled face."
+    )
+    index_kind: Literal["flat", "hnsw"] = Field(
+        "flat", description="FAISS index: exact 'flat' L2, or approximate 'hnsw'."
+    )
+    hnsw_m: int = Field(32, ge=4, le=256, description="HNSW graph degree.")
+    threshold_min: float = Field(0.0, ge=0.0, description="Smallest per-request threshold.")
+    threshold_max: float = Field(4.0, gt=0.0, description="Largest per-request threshold.")
+    default_top_k: int = Field(1, ge=1, description="Candidates per face in /v1/recognize.")
+    max_top_k: int = Field(50, ge=1, description="Largest accepted top_k.")
+    max_body_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Largest request body; unset means room for two images in base64.",
+    )
+    inference_concurrency: int = Field(
+        2, ge=1, description="Pipeline calls running at once (threads)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty disables CORS."
+    )
+    host: str = Field("127.0.0.1", description="`facesvc serve` bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="`facesvc serve` port.")
+    workers: int = Field(1, ge=1, description="`facesvc serve` worker processes.")
+    log_level: str = Field("info", description="Log level of the service.")
+
+    @property
+    def body_limit(self) -> int:
+        """Request body limit: two images, base64-encoded, plus form overhead."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return 2 * (self.max_image_bytes * 4 // 3 + 4) + 64 * 1024
+
+    @property
+    def migrate_on_start(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,90 @@
+"""Domain errors. Each carries its HTTP status and a stable machine-readable code.
+
+The service turns any `FacesvcError` into the one error body
+`{"error": code, "detail": message}`; the command line prints `code: message`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FacesvcError(Exception):
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidImage(FacesvcError):
+    status_code = 422
+    code = "invalid_image"
+
+
+class ImageTooLarge(FacesvcError):
+    status_code = 413
+    code = "image_too_large"
+
+
+class NoFaceFound(FacesvcError):
+    status_code = 422
+    code = "no_face"
+
+
+class MultipleFaces(FacesvcError):
+    status_code = 422
+    code = "multiple_faces"
+
+
+class ModelUnavailable(FacesvcError):
+    """A configured model cannot be loaded (weights file missing, unknown name)."""
+
+    status_code = 503
+    code = "model_unavailable"
+
+
+class ModelMismatch(FacesvcError):
+    status_code = 409
+    code = "model_mismatch"
+
+
+class NotFound(FacesvcError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(FacesvcError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(FacesvcError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(FacesvcError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ValidationFailed(FacesvcError):
+    status_code = 422
+    code = "validation_error"
+
+
+class UnsupportedMediaType(FacesvcError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class Overloaded(FacesvcError):
+    status_code = 503
+    code = "overloaded"
+
+
+class DeadlineExceeded(FacesvcError):
+    status_code = 504
+    code = "timeout"

