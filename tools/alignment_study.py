@@ -1,0 +1,78 @@
+"""Compare landmark sources and flip fusion on one pass over a face set.
+
+Detects once per image (MTCNN), then embeds the largest face four ways: MTCNN landmarks
+or dlib's 5-point predictor, each with and without horizontal-flip fusion, and runs the
+shared protocol on each. Results go to docs/accuracy.md.
+
+    python tools/alignment_study.py --data ../shared/faces/lfw_dev --out /tmp/study-lfw.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from app.config import Settings
+from app.errors import FacesvcError
+from app.evaluation.dataset import load_face_set
+from app.evaluation.protocol import evaluate
+from app.face.align import align_face
+from app.face.dlib_landmarks import DlibFivePointAligner
+from app.face.pipeline import FacePipeline
+
+VARIANTS = ("mtcnn", "mtcnn+flip", "dlib5", "dlib5+flip")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    pipeline = FacePipeline.load(Settings(flip_fusion=False))
+    backbone = pipeline.backbone
+    dlib5 = DlibFivePointAligner(backbone.alignment.size)
+    face_set = load_face_set(args.data)
+    embeddings: dict[str, dict[Path, np.ndarray | None]] = {v: {} for v in VARIANTS}
+    for path in tqdm(face_set.images, desc="images"):
+        try:
+            image = pipeline.decode(path.read_bytes())
+            detections = pipeline.detect(image)
+        except FacesvcError:
+            detections = []
+        if not detections:
+            for variant in VARIANTS:
+                embeddings[variant][path] = None
+            continue
+        chips = np.stack(
+            [
+                align_face(image, detections[0], backbone.alignment).chip,
+                dlib5.align(image, detections[0]).chip,
+            ]
+        )
+        plain, flipped = np.split(backbone.embed(np.concatenate([chips, chips[:, :, ::-1]])), 2)
+        fused = (plain + flipped) / 2
+        embeddings["mtcnn"][path], embeddings["dlib5"][path] = plain[0], plain[1]
+        embeddings["mtcnn+flip"][path], embeddings["dlib5+flip"][path] = fused[0], fused[1]
+    reports = {
+        variant: evaluate(
+            face_set, found, model=backbone.name, default_tau=backbone.calibration.tau_identify
+        )
+        for variant, found in embeddings.items()
+    }
+    args.out.write_text(json.dumps(reports, indent=2))
+    for variant, report in reports.items():
+        print(
+            variant,
+            {k: report[k] for k in ("lfw_accuracy_mean", "roc_auc", "rank1", "failed_images")},
+            "TAR@1e-3", report["tar_at_far"] and report["tar_at_far"]["0.001"],
+            "FNIR@FPIR1e-2", report["fnir_at_fpir"] and report["fnir_at_fpir"]["0.01"],
+        )
+
+
+if __name__ == "__main__":
+    main()
