@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         1600, gt=0, description="Detection runs on a copy downscaled to this long side."
     )
 
+    landmarks: Literal["mtcnn", "dlib5"] = Field(
+        "mtcnn", description="Landmark source for alignment (dlib5 needs dlib-bin)."
+    )
+
     # --- embedding ---
     model: str = Field("dlib-resnet-v1", description="Default embedding backbone.")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")

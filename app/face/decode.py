@@ -12,7 +12,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from app.errors import ImageTooLarge, InvalidImage
 from app.face.types import RGBImage
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # PPM covers PGM; JPEG covers MPO
+# Pillow's PPM plugin reads PGM; its JPEG plugin also opens MPO (multi-picture) files.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM")
 _HIGH_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 

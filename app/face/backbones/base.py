@@ -9,14 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from app.face.align import Alignment
 from app.face.types import Embedding, RGBImage
-
-
-class AlignmentSpec(Protocol):
-    """Where the five landmarks must land in the model's input crop."""
-
-    size: int  # square crop side in pixels
-    template: npt.NDArray[np.float64]  # (5, 2) target points, MTCNN landmark order
 
 
 @dataclass(frozen=True)
@@ -41,7 +35,7 @@ class Backbone(Protocol):
     normalized: bool  # whether outputs are L2-normalised
     calibration: Calibration
     device: torch.device
-    alignment: AlignmentSpec
+    alignment: Alignment  # where the landmarks land in the input crop
 
     def embed(self, chips: list[RGBImage] | npt.NDArray[np.uint8]) -> Embedding:
         """Embed a batch of aligned crops, (n, size, size, 3) uint8 -> (n, d) float32."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by all routers: error bodies, request bodies, limits, metrics."""

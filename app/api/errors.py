@@ -1,0 +1,115 @@
+"""One error body everywhere: `{"error": "<code>", "detail": "<message>"}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import FacesvcError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Stable machine-readable code, e.g. `no_face`.")
+    detail: str = Field(description="Human-readable explanation.")
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "image_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def _response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _describe(errors: Any) -> str:
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+async def facesvc_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FacesvcError)
+    headers = {"WWW-Authenticate": "APIKey"} if exc.status_code == 401 else None
+    return _response(exc.status_code, exc.code, exc.detail, headers)
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _response(422, "validation_error", _describe(exc.errors()))
+
+
+async def http_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return _response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
+
+
+async def unhandled_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return _response(500, "internal_error", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FacesvcError, facesvc_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every route (routers merge the relevant ones) so OpenAPI lists every error.
+COMMON: dict[int | str, dict[str, Any]] = {
+    401: _doc("`unauthorized`: missing or unknown API key"),
+    403: _doc("`forbidden`: the key lacks the scope this route needs"),
+    413: _doc("`image_too_large`: request body or image over the configured limit"),
+    415: _doc("`unsupported_media_type`: send multipart/form-data or application/json"),
+    422: _doc("`validation_error`, `invalid_image`: bad fields or an undecodable image"),
+    500: _doc("`internal_error`"),
+}
+FACES: dict[int | str, dict[str, Any]] = {
+    422: _doc(
+        "`validation_error`, `invalid_image`, `no_face`, `multiple_faces`: bad fields, an "
+        "undecodable image, no face, or several faces where one is needed"
+    ),
+    503: _doc("`model_unavailable`, `overloaded`"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("`not_found`: unknown id")}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _doc("`conflict` (external_id taken) or `model_mismatch` (gallery of another model)")
+}
+PUBLIC: dict[int | str, dict[str, Any]] = {500: _doc("`internal_error`")}
+
+
+def responses(*groups: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    merged: dict[int | str, dict[str, Any]] = {}
+    for group in (COMMON, *groups):
+        merged.update(group)
+    return merged

@@ -1,0 +1,109 @@
+"""FastAPI dependencies. Everything long-lived is built in the lifespan (`app.main`) and
+reached from routes through these `Annotated` types."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.api.metrics import Metrics
+from app.config import Settings
+from app.errors import Conflict, Forbidden, Unauthorized
+from app.index.gallery import GalleryIndex
+from app.inference.engine import InferenceEngine
+from app.keys.service import Principal, Scope, authenticate
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    inference: InferenceEngine
+    gallery: GalleryIndex
+    metrics: Metrics
+
+
+def get_context(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def get_settings(context: ContextDep) -> Settings:
+    return context.settings
+
+
+def get_inference(context: ContextDep) -> InferenceEngine:
+    return context.inference
+
+
+def get_gallery(context: ContextDep) -> GalleryIndex:
+    return context.gallery
+
+
+def get_metrics(context: ContextDep) -> Metrics:
+    return context.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+InferenceDep = Annotated[InferenceEngine, Depends(get_inference)]
+GalleryDep = Annotated[GalleryIndex, Depends(get_gallery)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the route returns (before the response
+    is sent), rolled back on any error. Repositories only flush."""
+    async with context.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            raise Conflict(
+                "the change conflicts with stored data (duplicate external_id?)"
+            ) from exc
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller's key must carry `scope` (or `admin`)."""
+
+    async def check(
+        context: ContextDep,
+        session: SessionDep,
+        key: Annotated[str | None, Security(api_key_header)],
+    ) -> Principal:
+        if context.settings.auth_mode == "open":
+            return Principal(name="open-mode", scopes=frozenset({Scope.admin.value}))
+        if not key:
+            raise Unauthorized("missing X-API-Key header")
+        principal = await authenticate(session, key)
+        if principal is None:
+            raise Unauthorized("unknown or revoked API key")
+        if not principal.allows(scope):
+            raise Forbidden(f"this API key lacks the {scope.value!r} scope")
+        return principal
+
+    return check
+
+
+AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
+EnrollKey = Annotated[Principal, Depends(require(Scope.enroll))]
+VerifyKey = Annotated[Principal, Depends(require(Scope.verify))]

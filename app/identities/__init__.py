@@ -1,0 +1,1 @@
+"""Enrolled people and their face embeddings."""

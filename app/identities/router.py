@@ -1,0 +1,148 @@
+"""/v1/identities: enroll people, add and delete faces, list, read, update, delete."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from app.api import errors
+from app.api.forms import JSON, media_type, openapi_body, parse_form
+from app.deps import EnrollKey, GalleryDep, InferenceDep, MetricsDep, SessionDep, SettingsDep
+from app.errors import UnsupportedMediaType
+from app.identities import service
+from app.identities.schemas import (
+    AddFaceForm,
+    EnrollForm,
+    EnrollOut,
+    IdentityDetail,
+    IdentityOut,
+    IdentityPage,
+    IdentityPatch,
+)
+
+router = APIRouter(prefix="/v1/identities", tags=["identities"])
+
+IMAGE = ("image",)
+
+
+def require_json(request: Request) -> None:
+    if media_type(request) != JSON:
+        raise UnsupportedMediaType(f"send {JSON}")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrollOut,
+    summary="Enroll a person from one photo",
+    responses=errors.responses(errors.FACES, errors.CONFLICT),
+    openapi_extra=openapi_body(EnrollForm, IMAGE),
+)
+async def enroll(
+    request: Request,
+    _: EnrollKey,
+    session: SessionDep,
+    inference: InferenceDep,
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> EnrollOut:
+    form = await parse_form(request, EnrollForm, IMAGE, settings.max_image_bytes)
+    return await service.enroll(
+        session, form, inference=inference, gallery=gallery, settings=settings, metrics=metrics
+    )
+
+
+@router.post(
+    "/{identity_id}/faces",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrollOut,
+    summary="Add another photo of an enrolled person",
+    responses=errors.responses(errors.FACES, errors.NOT_FOUND),
+    openapi_extra=openapi_body(AddFaceForm, IMAGE),
+)
+async def add_face(
+    identity_id: uuid.UUID,
+    request: Request,
+    _: EnrollKey,
+    session: SessionDep,
+    inference: InferenceDep,
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> EnrollOut:
+    form = await parse_form(request, AddFaceForm, IMAGE, settings.max_image_bytes)
+    return await service.add_face(
+        session,
+        identity_id,
+        form,
+        inference=inference,
+        gallery=gallery,
+        settings=settings,
+        metrics=metrics,
+    )
+
+
+@router.get("", response_model=IdentityPage, responses=errors.responses())
+async def list_identities(
+    _: EnrollKey,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> IdentityPage:
+    return await service.list_page(session, cursor=cursor, limit=limit, external_id=external_id)
+
+
+@router.get(
+    "/{identity_id}",
+    response_model=IdentityDetail,
+    responses=errors.responses(errors.NOT_FOUND),
+)
+async def get_identity(identity_id: uuid.UUID, _: EnrollKey, session: SessionDep) -> IdentityDetail:
+    return await service.detail(session, identity_id)
+
+
+@router.patch(
+    "/{identity_id}",
+    response_model=IdentityOut,
+    responses=errors.responses(errors.NOT_FOUND),
+)
+async def update_identity(
+    identity_id: uuid.UUID,
+    _: EnrollKey,
+    __: Annotated[None, Depends(require_json)],
+    patch: IdentityPatch,
+    session: SessionDep,
+) -> IdentityOut:
+    return await service.update(session, identity_id, patch)
+
+
+@router.delete(
+    "/{identity_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors.responses(errors.NOT_FOUND),
+)
+async def delete_identity(
+    identity_id: uuid.UUID, _: EnrollKey, session: SessionDep, gallery: GalleryDep
+) -> None:
+    await service.delete(session, identity_id, gallery=gallery)
+
+
+@router.delete(
+    "/{identity_id}/faces/{face_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors.responses(errors.NOT_FOUND),
+)
+async def delete_face(
+    identity_id: uuid.UUID,
+    face_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    _: EnrollKey,
+    session: SessionDep,
+    gallery: GalleryDep,
+) -> None:
+    await service.delete_face(session, identity_id, face_id, gallery=gallery)

@@ -1,0 +1,116 @@
+"""Request and response bodies of the identities API (apart from the ORM rows)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from app.identities.models import Face, Identity
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Box = tuple[float, float, float, float]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_metadata(value: Any) -> Any:
+    """Multipart sends metadata as a JSON string; JSON bodies may send the object itself."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError("metadata must be a JSON object") from exc
+    if value is not None and not isinstance(value, dict):
+        raise ValueError("metadata must be a JSON object")
+    return value
+
+
+class IdentityOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    external_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Identity) -> IdentityOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            external_id=row.external_id,
+            metadata=row.meta or {},
+            created_at=_utc(row.created_at),
+        )
+
+
+class FaceOut(BaseModel):
+    id: int = Field(description="Face id; also its id in the search index.")
+    identity_id: uuid.UUID
+    box: Box | None = Field(description="x1, y1, x2, y2 in the enrolled photo's pixels.")
+    detection_score: float | None
+    model: str
+    model_version: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Face) -> FaceOut:
+        box = tuple(row.box) if row.box else None
+        return cls(
+            id=row.id,
+            identity_id=row.identity_id,
+            box=box,
+            detection_score=row.detection_score,
+            model=row.model_name,
+            model_version=row.model_version,
+            created_at=_utc(row.created_at),
+        )
+
+
+class EnrollOut(BaseModel):
+    identity: IdentityOut
+    face: FaceOut
+
+
+class IdentityDetail(BaseModel):
+    identity: IdentityOut
+    faces: list[FaceOut]
+
+
+class IdentityPage(BaseModel):
+    items: list[IdentityOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class EnrollForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Photo with exactly one face (or use largest_face).")
+    name: Name
+    external_id: ExternalId | None = Field(None, description="Your own unique id.")
+    metadata: dict[str, Any] | None = Field(None, description="Free-form JSON object.")
+    largest_face: bool = Field(False, description="Use the largest face if there are several.")
+
+    _metadata = field_validator("metadata", mode="before")(parse_metadata)
+
+
+class AddFaceForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Another photo of the same person.")
+    largest_face: bool = Field(False, description="Use the largest face if there are several.")
+
+
+class IdentityPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    metadata: dict[str, Any] | None = Field(None, description="Replaces the stored metadata.")

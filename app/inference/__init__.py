@@ -1,0 +1,1 @@
+"""Running the face pipeline off the event loop."""

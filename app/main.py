@@ -1,0 +1,111 @@
+"""The FastAPI application: `create_app(settings)`.
+
+Run it with `facesvc serve`, or `uvicorn --factory app.main:app_from_env`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import db
+from app.api import errors
+from app.api.limits import BodyLimitMiddleware
+from app.api.metrics import Metrics, MetricsMiddleware
+from app.config import Settings
+from app.deps import Context
+from app.health.router import router as health_router
+from app.identities.router import router as identities_router
+from app.index.gallery import GalleryIndex
+from app.index.sync import IndexedSession, catch_up
+from app.inference.engine import InferenceEngine, Pipeline
+from app.recognition.router import router as recognition_router
+
+log = logging.getLogger("facesvc")
+
+DESCRIPTION = """Face verification (1:1) and recognition (1:N) with one-shot enrollment.
+
+Send images as `multipart/form-data` files, or base64 strings in an `application/json`
+body with the same field names. Every error has the body `{"error": code, "detail": text}`.
+Distances are squared L2 between embeddings; smaller is more alike.
+"""
+
+
+def _load_pipeline(settings: Settings) -> Pipeline:
+    from app.face.pipeline import FacePipeline
+
+    pipeline: Pipeline = FacePipeline.load(settings)
+    return pipeline
+
+
+async def load_in_thread(settings: Settings) -> Pipeline:
+    return await anyio.to_thread.run_sync(_load_pipeline, settings)
+
+
+def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
+    """The service. `pipeline` lets tests share one loaded pipeline between apps."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auth_mode == "open":
+            log.warning(
+                "!!! FACESVC_AUTH_MODE=open: NO API KEY IS CHECKED. Anyone who can reach "
+                "this port can enroll, read and delete faces. Local development only. !!!"
+            )
+        if settings.migrate_on_start:
+            await anyio.to_thread.run_sync(db.upgrade, settings.database_url)
+        engine = db.create_engine(settings.database_url)
+        sessions = db.create_sessionmaker(engine)
+        sessions.configure(sync_session_class=IndexedSession)
+        loaded = pipeline if pipeline is not None else await load_in_thread(settings)
+        inference = InferenceEngine(loaded, settings.inference_concurrency)
+        gallery = GalleryIndex(
+            inference.backbone.embedding_size, settings.index_kind, settings.hnsw_m
+        )
+        async with sessions() as session:
+            await catch_up(session, gallery, inference.model)
+        gallery.ready = True
+        metrics.track_index(lambda: len(gallery))
+        log.info("index built: %d faces of %s %s", len(gallery), *inference.model)
+        app.state.context = Context(settings, engine, sessions, inference, gallery, metrics)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="facesvc",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={},
+    )
+    errors.install(app)
+    app.include_router(identities_router)
+    app.include_router(recognition_router)
+    app.include_router(health_router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn factory: settings from FACESVC_* and .env."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    return create_app(settings)

@@ -1,0 +1,108 @@
+"""/v1/verify, /v1/compare, /v1/recognize, /v1/detect, /v1/models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.api import errors
+from app.api.forms import openapi_body, parse_form
+from app.deps import GalleryDep, InferenceDep, MetricsDep, SessionDep, SettingsDep, VerifyKey
+from app.recognition import service
+from app.recognition.schemas import (
+    CompareForm,
+    CompareOut,
+    DetectForm,
+    DetectOut,
+    ModelsOut,
+    RecognizeForm,
+    RecognizeOut,
+    VerifyForm,
+    VerifyOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["recognition"])
+
+IMAGE = ("image",)
+PAIR = ("image_a", "image_b")
+
+
+@router.post(
+    "/verify",
+    response_model=VerifyOut,
+    summary="1:1: is this the claimed person?",
+    responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
+    openapi_extra=openapi_body(VerifyForm, IMAGE),
+)
+async def verify(
+    request: Request,
+    _: VerifyKey,
+    session: SessionDep,
+    inference: InferenceDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> VerifyOut:
+    form = await parse_form(request, VerifyForm, IMAGE, settings.max_image_bytes)
+    return await service.verify(
+        session, form, inference=inference, settings=settings, metrics=metrics
+    )
+
+
+@router.post(
+    "/compare",
+    response_model=CompareOut,
+    summary="Are two photos the same person? (no enrollment)",
+    responses=errors.responses(errors.FACES),
+    openapi_extra=openapi_body(CompareForm, PAIR),
+)
+async def compare(
+    request: Request,
+    _: VerifyKey,
+    inference: InferenceDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> CompareOut:
+    form = await parse_form(request, CompareForm, PAIR, settings.max_image_bytes)
+    return await service.compare(form, inference=inference, settings=settings, metrics=metrics)
+
+
+@router.post(
+    "/recognize",
+    response_model=RecognizeOut,
+    summary="1:N: who is this? (or unknown)",
+    responses=errors.responses(errors.FACES, errors.CONFLICT),
+    openapi_extra=openapi_body(RecognizeForm, IMAGE),
+)
+async def recognize(
+    request: Request,
+    _: VerifyKey,
+    session: SessionDep,
+    inference: InferenceDep,
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> RecognizeOut:
+    form = await parse_form(request, RecognizeForm, IMAGE, settings.max_image_bytes)
+    return await service.recognize(
+        session, form, inference=inference, gallery=gallery, settings=settings, metrics=metrics
+    )
+
+
+@router.post(
+    "/detect",
+    response_model=DetectOut,
+    summary="Find faces: boxes, scores, landmarks",
+    responses=errors.responses(errors.FACES),
+    openapi_extra=openapi_body(DetectForm, IMAGE),
+)
+async def detect(
+    request: Request, _: VerifyKey, inference: InferenceDep, settings: SettingsDep
+) -> DetectOut:
+    form = await parse_form(request, DetectForm, IMAGE, settings.max_image_bytes)
+    return await service.detect(form, inference=inference)
+
+
+@router.get("/models", response_model=ModelsOut, responses=errors.responses())
+async def models(
+    _: VerifyKey, inference: InferenceDep, gallery: GalleryDep, settings: SettingsDep
+) -> ModelsOut:
+    return service.models(inference, gallery, settings)

@@ -1,0 +1,144 @@
+"""Request and response bodies of verify, compare, recognize, detect and models."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+
+from app.face.types import Detection
+from app.identities.schemas import Box, ExternalId, IdentityOut
+
+Threshold = Annotated[
+    FiniteFloat | None,
+    Field(description="Squared-distance threshold; default: the model's calibrated one."),
+]
+
+
+class DetectedFace(BaseModel):
+    box: Box = Field(description="x1, y1, x2, y2 in pixels.")
+    score: float = Field(description="Detector confidence.")
+    landmarks: list[tuple[float, float]] | None = Field(
+        None, description="Eyes, nose tip, mouth corners (x, y)."
+    )
+
+    @classmethod
+    def of(cls, detection: Detection | None) -> DetectedFace | None:
+        if detection is None:
+            return None
+        landmarks = [(float(x), float(y)) for x, y in detection.landmarks.reshape(-1, 2)]
+        box = tuple(float(v) for v in detection.box)
+        return cls(box=box, score=float(detection.score), landmarks=landmarks)
+
+
+class VerifyForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Probe photo.")
+    identity_id: uuid.UUID | None = Field(None, description="Who the person claims to be.")
+    external_id: ExternalId | None = Field(None, description="Alternatively, your own id.")
+    threshold: Threshold = None
+    largest_face: bool = Field(False, description="Use the largest face if there are several.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> VerifyForm:
+        if (self.identity_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of identity_id and external_id")
+        return self
+
+
+class CompareForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_a: bytes = Field(description="First photo.")
+    image_b: bytes = Field(description="Second photo.")
+    threshold: Threshold = None
+    largest_face: bool = Field(False, description="Use the largest face of each photo.")
+
+
+class RecognizeForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Photo to search the gallery with.")
+    top_k: int | None = Field(None, ge=1, description="Candidates per face (default 1).")
+    threshold: Threshold = None
+    all_faces: bool = Field(False, description="Every face in the photo, not only the largest.")
+
+
+class DetectForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Photo.")
+
+
+class VerifyOut(BaseModel):
+    match: bool
+    distance: float = Field(description="Smallest squared L2 distance to the identity's faces.")
+    threshold: float = Field(description="The threshold that decided `match`.")
+    identity: IdentityOut
+    face: DetectedFace | None = Field(description="The face found in the probe photo.")
+    matched_face_id: int = Field(description="The enrolled face at `distance`.")
+
+
+class CompareOut(BaseModel):
+    match: bool
+    distance: float
+    threshold: float
+    faces: list[DetectedFace | None] = Field(description="The face used from image_a, image_b.")
+
+
+class Candidate(BaseModel):
+    identity: IdentityOut
+    distance: float
+    face_id: int = Field(description="The enrolled face at `distance`.")
+
+
+class RecognizedFace(BaseModel):
+    face: DetectedFace | None
+    candidates: list[Candidate] = Field(description="Nearest identities first.")
+    identity: IdentityOut | None = Field(
+        description="The nearest candidate if within the threshold, else null (unknown)."
+    )
+    distance: float | None = Field(description="Distance of the nearest candidate.")
+
+
+class RecognizeOut(BaseModel):
+    threshold: float = Field(description="The threshold that decided each `identity`.")
+    faces: list[RecognizedFace]
+
+
+class DetectOut(BaseModel):
+    faces: list[DetectedFace]
+
+
+class Threshold1to1(BaseModel):
+    default: float = Field(
+        description="Default squared-distance threshold of /v1/verify, /v1/compare."
+    )
+    far: float | None = Field(description="False-accept rate per impostor pair at the default.")
+    tar: float | None
+
+
+class Threshold1toN(BaseModel):
+    default: float = Field(description="Default threshold of /v1/recognize (stricter).")
+    fpir: float | None = Field(description="Share of strangers accepted at the default.")
+    fnir: float | None = Field(description="Share of enrolled people missed at the default.")
+    gallery_size: int = Field(description="Gallery size the FPIR / FNIR were measured with.")
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    embedding_size: int
+    normalized: bool
+    distance: str = "squared_l2"
+    verify: Threshold1to1
+    identify: Threshold1toN
+    threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
+    calibration_source: str
+    gallery_faces: int = Field(description="Faces of this model in the search index.")
+
+
+class ModelsOut(BaseModel):
+    active: ModelOut

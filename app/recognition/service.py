@@ -1,0 +1,225 @@
+"""Verify (1:1), compare, recognize (1:N) and detect.
+
+Distances are squared L2 between embeddings, the same number FAISS and `facesvc eval`
+report. Verify against a person with several enrolled faces uses the *smallest* distance
+to any of them. Defaults: verify and compare use the backbone's `tau_verify`, recognize
+the stricter `tau_identify`; a request may override within the configured range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.metrics import Metrics
+from app.config import Settings
+from app.errors import Conflict, ModelMismatch, NotFound, ValidationFailed
+from app.face.distance import squared_distance
+from app.face.types import Embedding
+from app.identities import repository as repo
+from app.identities.models import Identity
+from app.identities.schemas import IdentityOut
+from app.index.gallery import GalleryIndex
+from app.index.sync import catch_up, embedding_from_bytes
+from app.inference.engine import FaceMode, InferenceEngine
+from app.recognition.schemas import (
+    Candidate,
+    CompareForm,
+    CompareOut,
+    DetectedFace,
+    DetectForm,
+    DetectOut,
+    ModelOut,
+    ModelsOut,
+    RecognizedFace,
+    RecognizeForm,
+    RecognizeOut,
+    Threshold1to1,
+    Threshold1toN,
+    VerifyForm,
+    VerifyOut,
+)
+
+
+def resolve_threshold(value: float | None, default: float, settings: Settings) -> float:
+    if value is None:
+        return float(default)
+    if not settings.threshold_min <= value <= settings.threshold_max:
+        raise ValidationFailed(
+            f"threshold: {value} is outside the allowed range "
+            f"[{settings.threshold_min}, {settings.threshold_max}]"
+        )
+    return float(value)
+
+
+async def _target(session: AsyncSession, form: VerifyForm) -> Identity:
+    if form.identity_id is not None:
+        identity = await repo.get_identity(session, form.identity_id)
+        missing = f"no identity with id {form.identity_id}"
+    else:
+        assert form.external_id is not None
+        identity = await repo.get_by_external_id(session, form.external_id)
+        missing = f"no identity with external_id {form.external_id!r}"
+    if identity is None:
+        raise NotFound(missing)
+    return identity
+
+
+async def verify(
+    session: AsyncSession,
+    form: VerifyForm,
+    *,
+    inference: InferenceEngine,
+    settings: Settings,
+    metrics: Metrics,
+) -> VerifyOut:
+    threshold = resolve_threshold(
+        form.threshold, inference.backbone.calibration.tau_verify, settings
+    )
+    identity = await _target(session, form)
+    model = inference.model
+    faces = [f for f in identity.faces if (f.model_name, f.model_version) == model]
+    if not faces:
+        if identity.faces:
+            other = identity.faces[0]
+            raise ModelMismatch(
+                f"identity {identity.id} was enrolled with {other.model_name} "
+                f"{other.model_version}; the active model is {model[0]} {model[1]}: re-enroll"
+            )
+        raise Conflict(f"identity {identity.id} has no enrolled faces")
+    (probe,) = await inference.analyze(
+        form.image, faces="largest" if form.largest_face else "single"
+    )
+    metrics.faces_embedded.labels("verify").inc()
+    distance, face_id = min(
+        (squared_distance(probe.embedding, embedding_from_bytes(f.embedding, f.dim)), f.id)
+        for f in faces
+    )
+    return VerifyOut(
+        match=distance <= threshold,
+        distance=distance,
+        threshold=threshold,
+        identity=IdentityOut.of(identity),
+        face=DetectedFace.of(probe.detection),
+        matched_face_id=face_id,
+    )
+
+
+async def compare(
+    form: CompareForm, *, inference: InferenceEngine, settings: Settings, metrics: Metrics
+) -> CompareOut:
+    threshold = resolve_threshold(
+        form.threshold, inference.backbone.calibration.tau_verify, settings
+    )
+    mode: FaceMode = "largest" if form.largest_face else "single"
+    # gather, not a task group: the first domain error (e.g. no_face) must surface as such
+    (a,), (b,) = await asyncio.gather(
+        inference.analyze(form.image_a, faces=mode), inference.analyze(form.image_b, faces=mode)
+    )
+    metrics.faces_embedded.labels("compare").inc(2)
+    distance = squared_distance(a.embedding, b.embedding)
+    return CompareOut(
+        match=distance <= threshold,
+        distance=distance,
+        threshold=threshold,
+        faces=[DetectedFace.of(a.detection), DetectedFace.of(b.detection)],
+    )
+
+
+async def _candidates(
+    session: AsyncSession, gallery: GalleryIndex, vector: Embedding, top_k: int
+) -> list[Candidate]:
+    """The top_k nearest *identities* (several faces of one person count once)."""
+    k = top_k * 4
+    while True:
+        hits = await anyio.to_thread.run_sync(gallery.search, vector, k)
+        faces = await repo.faces_with_identities(session, [face_id for face_id, _ in hits])
+        best: dict[uuid.UUID, Candidate] = {}
+        for face_id, distance in hits:  # nearest first
+            face = faces.get(face_id)  # None: deleted since the search
+            if face is None or face.identity_id in best:
+                continue
+            best[face.identity_id] = Candidate(
+                identity=IdentityOut.of(face.identity), distance=distance, face_id=face_id
+            )
+        if len(best) >= top_k or len(hits) < k:
+            return list(best.values())[:top_k]
+        k *= 4
+
+
+async def recognize(
+    session: AsyncSession,
+    form: RecognizeForm,
+    *,
+    inference: InferenceEngine,
+    gallery: GalleryIndex,
+    settings: Settings,
+    metrics: Metrics,
+) -> RecognizeOut:
+    threshold = resolve_threshold(
+        form.threshold, inference.backbone.calibration.tau_identify, settings
+    )
+    top_k = form.top_k if form.top_k is not None else settings.default_top_k
+    if top_k > settings.max_top_k:
+        raise ValidationFailed(f"top_k: at most {settings.max_top_k}")
+    if await repo.other_model_faces_exist(session, inference.model):
+        raise ModelMismatch(
+            "the gallery holds faces embedded with another model than the active "
+            f"{inference.model[0]} {inference.model[1]}; it cannot be searched with it"
+        )
+    await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
+    results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
+    metrics.faces_embedded.labels("recognize").inc(len(results))
+    faces = []
+    for result in results:
+        candidates = await _candidates(session, gallery, result.embedding, top_k)
+        best = candidates[0] if candidates else None
+        known = best is not None and best.distance <= threshold
+        faces.append(
+            RecognizedFace(
+                face=DetectedFace.of(result.detection),
+                candidates=candidates,
+                identity=best.identity if known and best else None,
+                distance=best.distance if best else None,
+            )
+        )
+    return RecognizeOut(threshold=threshold, faces=faces)
+
+
+async def detect(form: DetectForm, *, inference: InferenceEngine) -> DetectOut:
+    detections = await inference.detect(form.image)
+    return DetectOut(faces=[f for d in detections if (f := DetectedFace.of(d)) is not None])
+
+
+def _known(value: float) -> float | None:
+    """NaN (not measured) becomes null in JSON."""
+    return None if math.isnan(value) else float(value)
+
+
+def models(inference: InferenceEngine, gallery: GalleryIndex, settings: Settings) -> ModelsOut:
+    backbone = inference.backbone
+    cal = backbone.calibration
+    return ModelsOut(
+        active=ModelOut(
+            name=backbone.name,
+            version=backbone.version,
+            embedding_size=backbone.embedding_size,
+            normalized=backbone.normalized,
+            verify=Threshold1to1(
+                default=cal.tau_verify, far=_known(cal.far_verify), tar=_known(cal.tar_verify)
+            ),
+            identify=Threshold1toN(
+                default=cal.tau_identify,
+                fpir=_known(cal.fpir_identify),
+                fnir=_known(cal.fnir_identify),
+                gallery_size=cal.gallery_size,
+            ),
+            threshold_range=(settings.threshold_min, settings.threshold_max),
+            calibration_source=cal.source,
+            gallery_faces=len(gallery),
+        )
+    )
