@@ -235,7 +235,8 @@ def test_backbone_attributes(backbone: DlibResNetBackbone) -> None:
     assert backbone.version == "1+" + sha[:12]
     assert (backbone.embedding_size, backbone.input_size, backbone.normalized) == (128, 150, False)
     assert backbone.device == torch.device("cpu")
-    assert backbone.calibration.tau_verify == dlib_resnet.DEFAULT_TAU
+    # open-set 1:N must be stricter than 1:1: a stranger gets one chance per enrolled person
+    assert 0 < backbone.calibration.tau_identify < backbone.calibration.tau_verify
     assert backbone.alignment.size == 150
 
 

@@ -45,7 +45,8 @@ def people(count: int | None = None) -> tuple[str, ...]:
 
 
 def photo_path(person: str, n: int = 1) -> Path:
-    return DATA_FACES / f"{person}_{n:04d}.jpg"
+    """The n-th (1-based) of the person's photos in name order (LFW numbering may skip)."""
+    return sorted(DATA_FACES.glob(f"{person}_[0-9][0-9][0-9][0-9].jpg"))[n - 1]
 
 
 def photo(person: str, n: int = 1) -> bytes:

@@ -65,10 +65,19 @@ def test_enroll_verify_recognize_restart_delete(make_api: MakeApi, pipeline: Fac
         assert r.json()["match"] == (r.json()["distance"] <= r.json()["threshold"])
 
     answers = {name: _recognize(api, photos[1]) for name, photos in enrolled}
-    correct = sum(
-        bool(a["identity"]) and a["identity"]["external_id"] == name for name, a in answers.items()
+    # nearest candidate right for most (rank-1 on lfw_dev is 96%); the strict 1:N default
+    # (FNIR about 38% on lfw_dev) may answer "unknown", but never the wrong person
+    nearest_right = sum(
+        a["candidates"][0]["identity"]["external_id"] == name for name, a in answers.items()
     )
-    assert correct >= 17, f"only {correct}/20 enrolled people recognised"
+    assert nearest_right >= 17, f"nearest candidate right for only {nearest_right}/20"
+    tau = pipeline.backbone.calibration.tau_identify  # the default that decided
+    for name, answer in answers.items():
+        top = answer["candidates"][0]
+        assert (answer["identity"] is not None) == (top["distance"] <= tau)
+        if answer["identity"] is not None:
+            assert answer["identity"]["external_id"] == name
+    assert any(a["identity"] is not None for a in answers.values())
     for name, answer in answers.items():  # nearest candidate has the verify distance
         top = answer["candidates"][0]
         if top["identity"]["external_id"] == name:

@@ -44,17 +44,19 @@ EMBEDDING_SIZE = 128
 # input_rgb_image_sized's defaults; the model file's own values replace them on load.
 PIXEL_MEAN = (122.782, 117.001, 104.298)
 
-# Placeholder: dlib's documented 0.6 Euclidean threshold, squared. To be calibrated.
-DEFAULT_TAU = 0.36
-UNCALIBRATED = Calibration(
-    tau_verify=DEFAULT_TAU,
-    far_verify=float("nan"),
-    tar_verify=float("nan"),
-    tau_identify=DEFAULT_TAU,
-    fpir_identify=float("nan"),
-    fnir_identify=float("nan"),
-    gallery_size=0,
-    source="placeholder: dlib's documented 0.6 distance threshold, squared; not calibrated",
+# Measured with `facesvc eval --data ../shared/faces/lfw_dev` (docs/accuracy.md): MTCNN
+# landmarks, flip fusion. 1:1 at FAR 1e-3 per impostor pair; 1:N at FPIR 1e-2 with a
+# 247-person gallery. dlib's customary 0.6 distance (0.36 squared) lets 69% of strangers
+# through against that gallery, which is why 1:N has its own, stricter threshold.
+CALIBRATION = Calibration(
+    tau_verify=0.2821,
+    far_verify=1e-3,
+    tar_verify=0.9045,
+    tau_identify=0.2023,
+    fpir_identify=1e-2,
+    fnir_identify=0.3833,
+    gallery_size=247,
+    source="lfw_dev (LFW folds 1-3, deep-funneled), shared PROTOCOL.md sections 2 and 3",
 )
 
 
@@ -416,8 +418,7 @@ class DlibResNetBackbone:
     embedding_size = EMBEDDING_SIZE
     input_size = INPUT_SIZE
     normalized = False
-    calibration = UNCALIBRATED
-    default_tau = DEFAULT_TAU
+    calibration = CALIBRATION
     alignment = ALIGNMENT
 
     def __init__(
