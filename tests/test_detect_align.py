@@ -100,6 +100,18 @@ def test_similarity_transform_recovers_a_known_transform() -> None:
     np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
 
 
+def test_weights_decide_which_points_the_fit_follows() -> None:
+    rng = np.random.default_rng(3)
+    source = rng.uniform(0, 100, size=(5, 2))
+    target = source * 1.5 + 7.0
+    target[3:] += rng.normal(0, 10, size=(2, 2))  # two points disagree with the rest
+    exact_on_three = similarity_transform(source, target, [1, 1, 1, 1e-12, 1e-12])
+    mapped = source @ exact_on_three[:, :2].T + exact_on_three[:, 2]
+    np.testing.assert_allclose(mapped[:3], target[:3], atol=1e-6)
+    equal = similarity_transform(source, target)
+    assert np.abs(source[:3] @ equal[:, :2].T + equal[:, 2] - target[:3]).max() > 0.1
+
+
 def test_identity_warp_returns_the_image() -> None:
     image = np.random.default_rng(2).integers(0, 256, size=(20, 20, 3), dtype=np.uint8)
     identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -2,9 +2,12 @@
 
 Detects once per image (MTCNN), then embeds the largest face four ways: MTCNN landmarks
 or dlib's 5-point predictor, each with and without horizontal-flip fusion, and runs the
-shared protocol on each. Results go to docs/accuracy.md.
+shared protocol on each. With --weights, instead compares weightings of the five MTCNN
+landmarks in the similarity fit (flip fusion on). Results go to docs/accuracy.md.
 
     python tools/alignment_study.py --data ../shared/faces/lfw_dev --out /tmp/study-lfw.json
+    python tools/alignment_study.py --data ../shared/faces/lfw_dev --out /tmp/w.json \
+        --weights 1,1,1,1,1 2,2,1,1,1 1,1,1,0.25,0.25 3,3,2,1,1
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from app.config import Settings
 from app.errors import FacesvcError
 from app.evaluation.dataset import load_face_set
 from app.evaluation.protocol import evaluate
-from app.face.align import align_face
+from app.face.align import align_face, similarity_transform, warp_chip
 from app.face.dlib_landmarks import DlibFivePointAligner
 from app.face.pipeline import FacePipeline
 
@@ -31,7 +34,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--weights", nargs="+", help="landmark weightings, e.g. 1,1,1,0.25,0.25")
     args = parser.parse_args()
+    if args.weights:
+        weighting_study(args.data, args.out, args.weights)
+        return
 
     pipeline = FacePipeline.load(Settings(flip_fusion=False))
     backbone = pipeline.backbone
@@ -74,6 +81,44 @@ def main() -> None:
             "FNIR@FPIR1e-2",
             report["fnir_at_fpir"] and report["fnir_at_fpir"]["0.01"],
         )
+
+
+def weighting_study(data: Path, out: Path, weightings: list[str]) -> None:
+    pipeline = FacePipeline.load(Settings(flip_fusion=True))
+    backbone = pipeline.backbone
+    template = backbone.alignment.template
+    face_set = load_face_set(data)
+    embeddings: dict[str, dict[Path, np.ndarray | None]] = {w: {} for w in weightings}
+    for path in tqdm(face_set.images, desc="images"):
+        try:
+            image = pipeline.decode(path.read_bytes())
+            detections = pipeline.detect(image)
+        except FacesvcError:
+            detections = []
+        for weighting in weightings:
+            if not detections:
+                embeddings[weighting][path] = None
+                continue
+            weights = [float(w) for w in weighting.split(",")]
+            matrix = similarity_transform(detections[0].landmarks, template, weights)
+            chip = warp_chip(image, matrix, backbone.alignment.size)
+            embeddings[weighting][path] = pipeline.embed_chips([chip])[0]
+    reports = {
+        w: evaluate(face_set, found, model=backbone.name, default_tau=0.0)
+        for w, found in embeddings.items()
+    }
+    out.write_text(json.dumps(reports, indent=2))
+    for weighting, report in reports.items():
+        print(weighting, _summary(report))
+
+
+def _summary(report: dict) -> str:
+    tar = report["tar_at_far"] and report["tar_at_far"]["0.001"]["tar"]
+    fnir = report["fnir_at_fpir"] and report["fnir_at_fpir"]["0.01"]["fnir"]
+    return (
+        f"lfw_acc={report['lfw_accuracy_mean']} rank1={report['rank1']:.4f} "
+        f"tar@far1e-3={tar:.4f} fnir@fpir1e-2={fnir:.4f} failed={report['failed_images']}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -162,18 +161,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _cache_key(pipeline: FacePipeline, set_name: str) -> str:
-    """Everything that changes an embedding is in the key, so a stale cache is never read."""
-    s = pipeline.settings
-    backbone = pipeline.backbone
-    parts = [
-        backbone.name,
-        backbone.version,
-        np.asarray(backbone.alignment.template).round(4).tobytes().hex(),
-        f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
-        f"{s.detection_max_side}/{s.flip_fusion}/{s.landmarks}",
-    ]
-    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-    return f"{set_name}-{backbone.name}-{digest}"
+    return f"{set_name}-{pipeline.backbone.name}-{pipeline.fingerprint()}"
 
 
 def _print_report(report: dict[str, Any]) -> None:

@@ -22,25 +22,31 @@ class Alignment:
 
     size: int
     template: FloatArray  # (5, 2) x, y in crop pixels
+    # Per-landmark weights of the least-squares fit; None weighs all five equally.
+    weights: tuple[float, ...] | None = None
 
 
-def similarity_transform(source: npt.ArrayLike, target: npt.ArrayLike) -> FloatArray:
-    """Least-squares rotation + uniform scale + translation taking source onto target.
+def similarity_transform(
+    source: npt.ArrayLike, target: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> FloatArray:
+    """Weighted least-squares rotation + uniform scale + translation taking source onto target.
 
     Returns the 2x3 matrix M with target ~= M @ [x, y, 1]. Umeyama's closed form, without
     reflection (a mirrored face is a different face to the network).
     """
     src = np.asarray(source, dtype=np.float64)
     dst = np.asarray(target, dtype=np.float64)
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    src_mean, dst_mean = w @ src, w @ dst
     src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / len(src)
+    covariance = (w[:, None] * dst_c).T @ src_c
     u, singular, vt = np.linalg.svd(covariance)
     sign = np.ones(2)
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         sign[-1] = -1.0
     rotation = u @ np.diag(sign) @ vt
-    variance = (src_c**2).sum() / len(src)
+    variance = float(w @ (src_c**2).sum(axis=1))
     scale = float((singular * sign).sum() / variance) if variance > 0 else 1.0
     translation = dst_mean - scale * rotation @ src_mean
     return np.hstack([scale * rotation, translation[:, None]])
@@ -70,7 +76,7 @@ def warp_chip(image: RGBImage, matrix: FloatArray, size: int) -> RGBImage:
 
 
 def align_face(image: RGBImage, detection: Detection, alignment: Alignment) -> AlignedFace:
-    matrix = similarity_transform(detection.landmarks, alignment.template)
+    matrix = similarity_transform(detection.landmarks, alignment.template, alignment.weights)
     return AlignedFace(chip=warp_chip(image, matrix, alignment.size), detection=detection)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +53,19 @@ class FacePipeline:
             resolve_device(settings.device),
         )
         return cls(settings, detector, load_backbone(model or settings.model, settings))
+
+    def fingerprint(self) -> str:
+        """A digest of everything that changes an embedding, so caches never go stale."""
+        s, backbone, alignment = self.settings, self.backbone, self.backbone.alignment
+        parts = [
+            backbone.name,
+            backbone.version,
+            np.asarray(alignment.template).round(4).tobytes().hex(),
+            repr(alignment.weights),
+            f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
+            f"{s.detection_max_side}/{s.flip_fusion}/{s.landmarks}",
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def decode(self, data: bytes) -> RGBImage:
         return decode_image(data, self.limits)
