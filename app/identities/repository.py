@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import exists, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -74,16 +74,27 @@ async def add_face(
     return face
 
 
-async def delete_identity(session: AsyncSession, identity: Identity) -> list[int]:
-    face_ids = [face.id for face in identity.faces]
-    await session.delete(identity)
-    await session.flush()
-    return face_ids
+async def delete_identity(session: AsyncSession, identity_id: uuid.UUID) -> list[int] | None:
+    """Delete a person and their faces; the ids of the faces deleted, or None when a
+    concurrent request deleted the person first (statements, not ORM deletes, so the
+    row counts say who won the race, and RETURNING names every face, also one added
+    since the identity was loaded)."""
+    faces = await session.execute(
+        delete(Face).where(Face.identity_id == identity_id).returning(Face.id)
+    )
+    face_ids = list(faces.scalars())
+    deleted = await session.execute(delete(Identity).where(Identity.id == identity_id))
+    return face_ids if _rowcount(deleted) == 1 else None
 
 
-async def delete_face(session: AsyncSession, face: Face) -> None:
-    await session.delete(face)
-    await session.flush()
+async def delete_face(session: AsyncSession, face_id: int) -> bool:
+    """False when the face was already gone (a concurrent delete)."""
+    deleted = await session.execute(delete(Face).where(Face.id == face_id))
+    return _rowcount(deleted) == 1
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
 
 
 async def faces_with_identities(session: AsyncSession, face_ids: Sequence[int]) -> dict[int, Face]:

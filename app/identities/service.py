@@ -157,8 +157,9 @@ async def update(
 
 
 async def delete(session: AsyncSession, identity_id: uuid.UUID, *, gallery: GalleryIndex) -> None:
-    identity = await load_identity(session, identity_id)
-    face_ids = await repo.delete_identity(session, identity)
+    face_ids = await repo.delete_identity(session, identity_id)
+    if face_ids is None:
+        raise NotFound(f"no identity with id {identity_id}")
     stage_remove(session, gallery, face_ids)
 
 
@@ -169,5 +170,6 @@ async def delete_face(
     face = next((f for f in identity.faces if f.id == face_id), None)
     if face is None:
         raise NotFound(f"identity {identity_id} has no face {face_id}")
-    await repo.delete_face(session, face)
+    if not await repo.delete_face(session, face_id):
+        raise NotFound(f"identity {identity_id} has no face {face_id}")
     stage_remove(session, gallery, [face_id])

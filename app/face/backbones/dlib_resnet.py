@@ -45,9 +45,9 @@ EMBEDDING_SIZE = 128
 PIXEL_MEAN = (122.782, 117.001, 104.298)
 
 # Measured with `facesvc eval --data ../shared/faces/lfw_dev` (docs/accuracy.md): MTCNN
-# landmarks (mouth weighted 1/4), flip fusion. 1:1 at FAR 1e-3 per impostor pair; 1:N at FPIR 1e-2 with a
-# 247-person gallery. dlib's customary 0.6 distance (0.36 squared) lets 69% of strangers
-# through against that gallery, which is why 1:N has its own, stricter threshold.
+# landmarks (mouth weighted 1/4), flip fusion. 1:1 at FAR 1e-3 per impostor pair; 1:N at
+# FPIR 1e-2 with a 247-person gallery. dlib's customary 0.6 distance (0.36 squared) lets
+# 69% of strangers through against that gallery: 1:N has its own, stricter threshold.
 CALIBRATION = Calibration(
     tau_verify=0.2842,
     far_verify=1e-3,
@@ -415,6 +415,7 @@ def as_chip_batch(
 
 class DlibResNetBackbone:
     name = MODEL_NAME
+    licence = "public domain weights (dlib)"
     embedding_size = EMBEDDING_SIZE
     input_size = INPUT_SIZE
     normalized = False
