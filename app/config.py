@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     facenet_weights: Path | None = Field(
         None, description="InceptionResnetV1 VGGFace2 state dict (20180402-114759-vggface2.pt)."
     )
+    arcface_onnx: Path | None = Field(
+        None,
+        description="ArcFace-family recognizer in ONNX for `arcface-onnx`; an optional "
+        "sidecar <stem>.json beside it sets preprocessing and thresholds.",
+    )
 
     # --- storage / service ---
     database_url: str = Field(
@@ -81,8 +86,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body; unset means room for two images in base64.",
     )
-    inference_concurrency: int = Field(
-        2, ge=1, description="Pipeline calls running at once (threads)."
+    # --- inference worker pool (app/inference) ---
+    inference_workers_per_device: int = Field(
+        0,
+        ge=0,
+        description="Worker threads per device; 0: one per GPU, and on the CPU the "
+        "number of cores over torch_threads (1 when torch_threads is 0).",
+    )
+    inference_max_batch: int = Field(
+        32, ge=1, description="Most jobs in one batch; 1 switches batching off."
+    )
+    inference_max_wait_ms: float = Field(
+        10.0, ge=0.0, description="Longest an embedding job waits for its batch to fill."
+    )
+    inference_queue_size: int = Field(
+        64, ge=1, description="Requests admitted to the pool at once; more get 503."
+    )
+    inference_deadline_ms: float = Field(
+        10_000.0, gt=0.0, description="A request still waiting after this gets 504."
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS."

@@ -80,9 +80,27 @@ class UnsupportedMediaType(FacesvcError):
     code = "unsupported_media_type"
 
 
-class Overloaded(FacesvcError):
+class RetryLater(FacesvcError):
+    """A passing condition: the response carries `Retry-After: retry_after` (seconds)."""
+
     status_code = 503
+    code = "unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Overloaded(RetryLater):
+    """The inference queue is full."""
+
     code = "overloaded"
+
+
+class InferenceFailed(RetryLater):
+    """The worker running this request crashed; it has been replaced."""
+
+    code = "inference_failed"
 
 
 class DeadlineExceeded(FacesvcError):

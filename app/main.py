@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import db
 from app.api import errors
+from app.api.admission import AdmissionMiddleware
 from app.api.limits import BodyLimitMiddleware
 from app.api.metrics import Metrics, MetricsMiddleware
 from app.config import Settings
@@ -36,15 +37,19 @@ Distances are squared L2 between embeddings; smaller is more alike.
 """
 
 
-def _load_pipeline(settings: Settings) -> Pipeline:
+def load_pipelines(settings: Settings) -> list[Pipeline]:
+    """One pipeline (detector and backbone) per device the service runs on."""
+    from app.face.device import resolve_devices
     from app.face.pipeline import FacePipeline
 
-    pipeline: Pipeline = FacePipeline.load(settings)
-    return pipeline
+    return [
+        FacePipeline.load(settings.model_copy(update={"device": str(device)}))
+        for device in resolve_devices(settings.device)
+    ]
 
 
-async def load_in_thread(settings: Settings) -> Pipeline:
-    return await anyio.to_thread.run_sync(_load_pipeline, settings)
+async def load_in_thread(settings: Settings) -> list[Pipeline]:
+    return await anyio.to_thread.run_sync(load_pipelines, settings)
 
 
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
@@ -63,8 +68,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         engine = db.create_engine(settings.database_url)
         sessions = db.create_sessionmaker(engine)
         sessions.configure(sync_session_class=IndexedSession)
-        loaded = pipeline if pipeline is not None else await load_in_thread(settings)
-        inference = InferenceEngine(loaded, settings.inference_concurrency)
+        loaded = [pipeline] if pipeline is not None else await load_in_thread(settings)
+        inference = InferenceEngine(loaded, settings, metrics)
         gallery = GalleryIndex(
             inference.backbone.embedding_size, settings.index_kind, settings.hnsw_m
         )
@@ -74,9 +79,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         metrics.track_index(lambda: len(gallery))
         log.info("index built: %d faces of %s %s", len(gallery), *inference.model)
         app.state.context = Context(settings, engine, sessions, inference, gallery, metrics)
+        await inference.start()  # warm-up, then workers: /readyz reports them
         try:
             yield
         finally:
+            await inference.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -98,6 +105,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             allow_headers=["*"],
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
+    app.add_middleware(AdmissionMiddleware, limit=settings.inference_queue_size, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import FacesvcError
+from app.errors import FacesvcError, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def _describe(errors: Any) -> str:
 async def facesvc_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacesvcError)
     headers = {"WWW-Authenticate": "APIKey"} if exc.status_code == 401 else None
+    if isinstance(exc, RetryLater):
+        headers = {"Retry-After": str(exc.retry_after)}
     return _response(exc.status_code, exc.code, exc.detail, headers)
 
 
@@ -99,7 +101,11 @@ FACES: dict[int | str, dict[str, Any]] = {
         "`validation_error`, `invalid_image`, `no_face`, `multiple_faces`: bad fields, an "
         "undecodable image, no face, or several faces where one is needed"
     ),
-    503: _doc("`model_unavailable`, `overloaded`"),
+    503: _doc(
+        "`model_unavailable`; `overloaded` (inference queue full) or `inference_failed` "
+        "(a worker crashed), both with `Retry-After`"
+    ),
+    504: _doc("`timeout`: the request waited longer than the inference deadline"),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("`not_found`: unknown id")}
 CONFLICT: dict[int | str, dict[str, Any]] = {

@@ -35,6 +35,52 @@ class Metrics:
             "facesvc_index_size", "Faces in the search index.", registry=self.registry
         )
 
+        # The inference pool (app/inference); `kind` is "detect" or "embed".
+        self.queue_depth = Gauge(
+            "facesvc_inference_queue_depth",
+            "Jobs waiting for a worker.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "facesvc_inference_batch_size",
+            "Jobs per batch run by a worker.",
+            ["kind"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "facesvc_inference_queue_seconds",
+            "Time a job waited in the queue.",
+            ["kind"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.model_time = Histogram(
+            "facesvc_inference_model_seconds",
+            "Time a worker spent on one batch.",
+            ["kind"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.jobs = Counter(
+            "facesvc_inference_jobs",
+            "Jobs by outcome: done, error (a domain error such as no_face), expired "
+            "(deadline passed in the queue, not run), crashed (its worker died).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "facesvc_inference_rejected",
+            "Requests turned away with 503 because the pool was full.",
+            registry=self.registry,
+        )
+        self.worker_restarts = Counter(
+            "facesvc_inference_worker_restarts",
+            "Workers replaced after a crash.",
+            registry=self.registry,
+        )
+
     def track_index(self, size: Callable[[], int]) -> None:
         self.index_size.set_function(lambda: float(size()))
 

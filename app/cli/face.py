@@ -45,13 +45,22 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="embedding backbone (default: settings)")
     parser.add_argument("--device", help="'auto', 'cpu' or 'cuda[:N]'")
+    parser.add_argument(
+        "--model-file",
+        type=Path,
+        help="ONNX file for arcface-onnx (sets FACESVC_ARCFACE_ONNX; implies that model)",
+    )
 
 
 def _pipeline(args: argparse.Namespace) -> FacePipeline:
     settings = Settings()
     if args.device:
         settings = settings.model_copy(update={"device": args.device})
-    return FacePipeline.load(settings, args.model)
+    model = args.model
+    if args.model_file:
+        settings = settings.model_copy(update={"arcface_onnx": args.model_file})
+        model = model or "arcface-onnx"
+    return FacePipeline.load(settings, model)
 
 
 def _largest_face(pipeline: FacePipeline, path: Path) -> FaceResult:

@@ -100,6 +100,15 @@ class FacePipeline:
     def analyze_image(
         self, image: RGBImage, *, faces: FaceSelection = "single"
     ) -> list[FaceResult]:
+        aligned = self.locate(image, faces=faces)
+        embeddings = self.embed_chips([face.chip for face in aligned])
+        return [
+            FaceResult(detection=face.detection, embedding=embedding, aligned=face)
+            for face, embedding in zip(aligned, embeddings, strict=True)
+        ]
+
+    def locate(self, image: RGBImage, *, faces: FaceSelection = "single") -> list[AlignedFace]:
+        """Detect, choose (`faces`) and align: everything before the embedding."""
         detections = self.detect(image)
         if not detections:
             raise NoFaceFound("no face was found in the image")
@@ -109,9 +118,4 @@ class FacePipeline:
                 "or ask for the largest one"
             )
         chosen = detections if faces == "all" else detections[:1]
-        aligned = [self.align(image, detection) for detection in chosen]
-        embeddings = self.embed_chips([face.chip for face in aligned])
-        return [
-            FaceResult(detection=face.detection, embedding=embedding, aligned=face)
-            for face, embedding in zip(aligned, embeddings, strict=True)
-        ]
+        return [self.align(image, detection) for detection in chosen]

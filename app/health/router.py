@@ -44,7 +44,7 @@ async def readyz(context: ContextDep) -> JSONResponse:
         database = False
     ready = Readiness(
         status="ok",
-        model=context.inference is not None,
+        model=context.inference.ready,
         database=database,
         index=context.gallery.ready,
     )

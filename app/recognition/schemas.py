@@ -127,18 +127,25 @@ class Threshold1toN(BaseModel):
     gallery_size: int = Field(description="Gallery size the FPIR / FNIR were measured with.")
 
 
-class ModelOut(BaseModel):
+class ConfiguredModelOut(BaseModel):
     name: str
-    version: str
+    licence: str = Field(description="Licence note on the model's weights.")
     embedding_size: int
-    normalized: bool
-    distance: str = "squared_l2"
     verify: Threshold1to1
     identify: Threshold1toN
-    threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
     calibration_source: str
+
+
+class ModelOut(ConfiguredModelOut):
+    version: str
+    normalized: bool
+    distance: str = "squared_l2"
+    threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
     gallery_faces: int = Field(description="Faces of this model in the search index.")
 
 
 class ModelsOut(BaseModel):
     active: ModelOut
+    configured: list[ConfiguredModelOut] = Field(
+        description="Every backbone whose weights are present or configured, active first."
+    )

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.metrics import Metrics
 from app.config import Settings
 from app.errors import Conflict, ModelMismatch, NotFound, ValidationFailed
+from app.face.backbones import BackboneInfo, configured_backbones
 from app.face.distance import squared_distance
 from app.face.types import Embedding
 from app.identities import repository as repo
@@ -30,6 +31,7 @@ from app.recognition.schemas import (
     Candidate,
     CompareForm,
     CompareOut,
+    ConfiguredModelOut,
     DetectedFace,
     DetectForm,
     DetectOut,
@@ -200,26 +202,35 @@ def _known(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def _described(info: BackboneInfo) -> ConfiguredModelOut:
+    cal = info.calibration
+    return ConfiguredModelOut(
+        name=info.name,
+        licence=info.licence,
+        embedding_size=info.embedding_size,
+        verify=Threshold1to1(
+            default=cal.tau_verify, far=_known(cal.far_verify), tar=_known(cal.tar_verify)
+        ),
+        identify=Threshold1toN(
+            default=cal.tau_identify,
+            fpir=_known(cal.fpir_identify),
+            fnir=_known(cal.fnir_identify),
+            gallery_size=cal.gallery_size,
+        ),
+        calibration_source=cal.source,
+    )
+
+
 def models(inference: InferenceEngine, gallery: GalleryIndex, settings: Settings) -> ModelsOut:
     backbone = inference.backbone
-    cal = backbone.calibration
+    configured = [_described(info) for info in configured_backbones(settings, backbone)]
     return ModelsOut(
         active=ModelOut(
-            name=backbone.name,
+            **configured[0].model_dump(),
             version=backbone.version,
-            embedding_size=backbone.embedding_size,
             normalized=backbone.normalized,
-            verify=Threshold1to1(
-                default=cal.tau_verify, far=_known(cal.far_verify), tar=_known(cal.tar_verify)
-            ),
-            identify=Threshold1toN(
-                default=cal.tau_identify,
-                fpir=_known(cal.fpir_identify),
-                fnir=_known(cal.fnir_identify),
-                gallery_size=cal.gallery_size,
-            ),
             threshold_range=(settings.threshold_min, settings.threshold_max),
-            calibration_source=cal.source,
             gallery_faces=len(gallery),
-        )
+        ),
+        configured=configured,
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from app.config import Settings
 from app.errors import ModelUnavailable
-from app.face.backbones.base import Backbone
+from app.face.backbones.base import Backbone, Calibration
 
 
 def _dlib_resnet(settings: Settings) -> Backbone:
@@ -21,10 +22,17 @@ def _facenet_vggface2(settings: Settings) -> Backbone:
     return load_facenet_vggface2(settings)
 
 
+def _arcface_onnx(settings: Settings) -> Backbone:
+    from app.face.backbones.arcface import load_arcface_onnx
+
+    return load_arcface_onnx(settings)
+
+
 # Imports stay inside the loaders: each backbone pulls in only what it needs.
 BACKBONES: dict[str, Callable[[Settings], Backbone]] = {
     "dlib-resnet-v1": _dlib_resnet,
     "facenet-vggface2": _facenet_vggface2,
+    "arcface-onnx": _arcface_onnx,
 }
 
 
@@ -35,3 +43,53 @@ def load_backbone(name: str, settings: Settings) -> Backbone:
         known = ", ".join(sorted(BACKBONES))
         raise ModelUnavailable(f"unknown model {name!r}; known models: {known}") from None
     return loader(settings)
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What GET /v1/models says about a backbone, known without running it."""
+
+    name: str
+    licence: str
+    embedding_size: int
+    calibration: Calibration
+
+    @classmethod
+    def of(cls, backbone: Backbone) -> BackboneInfo:
+        return cls(backbone.name, backbone.licence, backbone.embedding_size, backbone.calibration)
+
+
+def configured_backbones(settings: Settings, active: Backbone) -> list[BackboneInfo]:
+    """The active backbone, then every other one whose weights are present or configured."""
+    from app.face.backbones import dlib_resnet, facenet
+
+    infos = [BackboneInfo.of(active)]
+    candidates: list[Callable[[], BackboneInfo]] = [
+        lambda: BackboneInfo(
+            dlib_resnet.MODEL_NAME,
+            dlib_resnet.DlibResNetBackbone.licence,
+            dlib_resnet.EMBEDDING_SIZE,
+            dlib_resnet.CALIBRATION,
+        )
+    ]
+    if settings.facenet_weights is not None and settings.facenet_weights.is_file():
+        candidates.append(
+            lambda: BackboneInfo(
+                facenet.FacenetBackbone.name,
+                facenet.FacenetBackbone.licence,
+                facenet.FacenetBackbone.embedding_size,
+                facenet.UNCALIBRATED,
+            )
+        )
+    if settings.arcface_onnx is not None:
+        from app.face.backbones.arcface import describe_arcface_onnx
+
+        candidates.append(lambda: BackboneInfo.of(describe_arcface_onnx(settings)))
+    for describe in candidates:
+        try:
+            info = describe()
+        except ModelUnavailable:
+            continue  # configured but unusable: loading it as the active model says why
+        if info.name != active.name:
+            infos.append(info)
+    return infos

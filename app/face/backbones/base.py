@@ -29,6 +29,7 @@ class Calibration:
 
 class Backbone(Protocol):
     name: str  # stable identifier, stored with every embedding
+    licence: str  # short note on the weights' licence, shown by GET /v1/models
     version: str  # changes whenever weights or preprocessing change
     embedding_size: int
     input_size: int

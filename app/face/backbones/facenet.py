@@ -72,6 +72,7 @@ def find_weights(settings: Settings) -> Path:
 
 class FacenetBackbone:
     name = "facenet-vggface2"
+    licence = "MIT code and weights as published by facenet-pytorch"
     embedding_size = 512
     input_size = INPUT_SIZE
     normalized = True

@@ -1,0 +1,124 @@
+"""A worker thread: takes batches from the scheduler and runs them on its device's
+pipeline. torch releases the GIL inside its kernels, so threads run in parallel."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from app.errors import FacesvcError, InferenceFailed
+from app.face.types import RGBImage
+from app.inference.jobs import Job, Kind
+from app.inference.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from app.api.metrics import Metrics
+    from app.inference.engine import Pipeline
+
+log = logging.getLogger(__name__)
+
+FaceMode = Literal["single", "largest", "all"]
+
+
+@dataclass(frozen=True)
+class DetectRequest:
+    """Decode and detect; with `faces` set, also choose and align the faces."""
+
+    data: bytes
+    faces: FaceMode | None
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    chips: list[RGBImage]
+
+
+class Worker(threading.Thread):
+    def __init__(
+        self,
+        name: str,
+        pipeline: Pipeline,
+        scheduler: Scheduler,
+        metrics: Metrics,
+        torch_threads: int,
+        on_exit: Callable[[Worker, BaseException | None], None],
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.pipeline = pipeline
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self.torch_threads = torch_threads
+        self.on_exit = on_exit
+        self.in_flight: list[Job] = []
+        self.in_flight_kind: Kind = "detect"
+
+    def run(self) -> None:
+        crash: BaseException | None = None
+        try:
+            if self.torch_threads > 0:
+                torch.set_num_threads(self.torch_threads)
+            while (batch := self.scheduler.next_batch()) is not None:
+                self._run_batch(*batch)
+        except BaseException as exc:  # anything but a domain error: this worker is done
+            crash = exc
+            log.exception("inference worker %s crashed; replacing it", self.name)
+            failure = InferenceFailed("the inference worker crashed; retry the request")
+            for job in self.in_flight:
+                job.fail(failure)
+            self._count(self.in_flight_kind, "crashed", len(self.in_flight))
+        finally:
+            self.on_exit(self, crash)
+
+    def _run_batch(self, kind: Kind, jobs: list[Job]) -> None:
+        now = time.monotonic()
+        live = [job for job in jobs if not job.abandoned]
+        self._count(kind, "expired", len(jobs) - len(live))  # dropped, never run
+        for job in live:
+            self.metrics.queue_time.labels(kind).observe(now - job.enqueued)
+        if not live:
+            return
+        self.in_flight_kind, self.in_flight = kind, live
+        self.metrics.batch_size.labels(kind).observe(len(live))
+        with self.metrics.model_time.labels(kind).time():
+            if kind == "embed":
+                self._embed(live)
+            else:
+                for job in live:
+                    self._detect(job)
+        self.in_flight = []
+
+    def _detect(self, job: Job) -> None:
+        request: DetectRequest = job.payload
+        try:
+            image = self.pipeline.decode(request.data)
+            if request.faces is None:
+                result: object = self.pipeline.detect(image)
+            else:
+                result = self.pipeline.locate(image, faces=request.faces)
+        except FacesvcError as exc:  # no_face, invalid_image, ...: the caller's answer
+            job.fail(exc)
+            self._count("detect", "error")
+            return
+        job.resolve(result)
+        self._count("detect", "done")
+
+    def _embed(self, jobs: list[Job]) -> None:
+        """One forward pass for every chip of every job, split back per job."""
+        requests: list[EmbedRequest] = [job.payload for job in jobs]
+        chips = [chip for request in requests for chip in request.chips]
+        embeddings = self.pipeline.embed_chips(chips)
+        bounds = np.cumsum([len(request.chips) for request in requests])[:-1]
+        for job, part in zip(jobs, np.split(embeddings, bounds), strict=True):
+            job.resolve(part)
+        self._count("embed", "done", len(jobs))
+
+    def _count(self, kind: Kind, outcome: str, n: int = 1) -> None:
+        if n:
+            self.metrics.jobs.labels(kind, outcome).inc(n)

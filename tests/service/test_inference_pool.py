@@ -1,0 +1,201 @@
+"""The inference worker pool: batching, backpressure, deadlines, crashes, readiness.
+
+Real model, real photos. The engine tests drive `InferenceEngine` directly; the HTTP
+tests run the app on SQLite (the pool does not depend on the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from app.api.metrics import Metrics
+from app.config import Settings
+from app.errors import DeadlineExceeded, InferenceFailed, Overloaded
+from app.face.pipeline import FacePipeline
+from app.inference.engine import InferenceEngine
+from app.main import create_app
+from tests.service.factories import people, photo, side_by_side, upload
+
+# One worker and a long batching window: concurrent requests reliably share a batch.
+BATCHING = {"inference_workers_per_device": 1, "inference_max_wait_ms": 300.0}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def running_engine(
+    pipeline: FacePipeline, **overrides: Any
+) -> AsyncIterator[tuple[InferenceEngine, Metrics]]:
+    settings = Settings(_env_file=None).model_copy(update=overrides)
+    metrics = Metrics()
+    engine = InferenceEngine([pipeline], settings, metrics)
+    await engine.start()
+    try:
+        yield engine, metrics
+    finally:
+        await engine.stop()
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+# ---------------------------------------------------------------- engine
+
+
+@pytest.mark.anyio
+async def test_concurrent_faces_are_batched_and_match_unbatched(pipeline: FacePipeline) -> None:
+    photos = [photo(person) for person in people(8)]
+    async with running_engine(pipeline, **BATCHING) as (engine, metrics):
+        batched = await asyncio.gather(*(engine.analyze(p) for p in photos))
+    batches = sample(metrics, "facesvc_inference_batch_size_count", kind="embed")
+    jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="embed")
+    assert jobs == 8 and batches < 8, (jobs, batches)  # some batch held several requests
+    for data, (result,) in zip(photos, batched, strict=True):
+        (alone,) = pipeline.analyze(data)  # one image, one forward pass, no pool
+        np.testing.assert_allclose(result.embedding, alone.embedding, rtol=0, atol=1e-5)
+        assert result.detection is not None and alone.detection is not None
+        assert result.detection.box == alone.detection.box
+
+
+@pytest.mark.anyio
+async def test_max_batch_one_switches_batching_off(pipeline: FacePipeline) -> None:
+    async with running_engine(pipeline, inference_max_batch=1, **BATCHING) as (engine, metrics):
+        await asyncio.gather(*(engine.analyze(photo(p)) for p in people(4)))
+    assert sample(metrics, "facesvc_inference_batch_size_count", kind="embed") == 4
+    assert sample(metrics, "facesvc_inference_batch_size_sum", kind="embed") == 4
+
+
+@pytest.mark.anyio
+async def test_a_full_pool_turns_requests_away(pipeline: FacePipeline) -> None:
+    async with running_engine(pipeline, inference_queue_size=2, **BATCHING) as (engine, metrics):
+        calls = (engine.analyze(photo(p)) for p in people(6))
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    rejected = [o for o in outcomes if isinstance(o, Overloaded)]
+    served = [o for o in outcomes if isinstance(o, list)]
+    assert len(rejected) == 4 and len(served) == 2, outcomes
+    assert sample(metrics, "facesvc_inference_rejected_total") == 4
+
+
+@pytest.mark.anyio
+async def test_work_past_its_deadline_is_dropped_not_run(pipeline: FacePipeline) -> None:
+    crowd = side_by_side(*(photo(p) for p in people(6)))  # a slow job ahead in the queue
+    async with running_engine(pipeline, **BATCHING) as (engine, metrics):
+        slow = asyncio.create_task(engine.analyze(crowd, faces="all"))
+        await asyncio.sleep(0)  # the slow job is queued first
+        with pytest.raises(DeadlineExceeded):
+            await engine.analyze(photo(people(1)[0]), timeout=0.05)
+        assert len(await slow) == 6
+        for _ in range(100):  # the worker meets the expired job right after the slow one
+            if sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="expired"):
+                break
+            await asyncio.sleep(0.01)
+    assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="expired") == 1
+    assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="done") == 1
+    assert sample(metrics, "facesvc_inference_jobs_total", kind="embed", outcome="done") == 1
+
+
+@pytest.mark.anyio
+async def test_a_crashed_worker_is_replaced(pipeline: FacePipeline) -> None:
+    poisoned = [np.zeros((3, 3, 3), np.uint8)]  # not a face chip: the forward pass raises
+    async with running_engine(pipeline, inference_workers_per_device=1) as (engine, metrics):
+        (first,) = engine.pool.workers
+        with pytest.raises(InferenceFailed):
+            await engine.embed(poisoned)
+        for _ in range(100):
+            if engine.pool.workers and engine.pool.workers[0] is not first:
+                break
+            await asyncio.sleep(0.01)
+        first.join(5)  # it hands over to its replacement, then ends
+        assert not first.is_alive()
+        assert len(engine.pool.workers) == 1 and engine.ready
+        assert sample(metrics, "facesvc_inference_worker_restarts_total") == 1
+        (result,) = await engine.analyze(photo(people(1)[0]))  # the pool keeps serving
+    assert result.embedding.shape == (pipeline.backbone.embedding_size,)
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+@asynccontextmanager
+async def running_app(
+    pipeline: FacePipeline, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'facesvc.db'}",
+        auth_mode="open",
+    ).model_copy(update=overrides)
+    app = create_app(settings, pipeline=pipeline)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            http.app = app  # type: ignore[attr-defined]
+            yield http
+
+
+async def recognize(http: httpx.AsyncClient, person: str) -> httpx.Response:
+    return await http.post("/v1/recognize", files={"image": upload(photo(person))})
+
+
+def metric(text: str, line_start: str) -> float:
+    (value,) = [line.split()[-1] for line in text.splitlines() if line.startswith(line_start)]
+    return float(value)
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_share_batches(pipeline: FacePipeline, tmp_path: Path) -> None:
+    async with running_app(pipeline, tmp_path, **BATCHING) as http:
+        responses = await asyncio.gather(*(recognize(http, p) for p in people(8)))
+        assert [r.status_code for r in responses] == [200] * 8
+        text = (await http.get("/metrics")).text
+    jobs = metric(text, 'facesvc_inference_batch_size_sum{kind="embed"}')
+    batches = metric(text, 'facesvc_inference_batch_size_count{kind="embed"}')
+    assert jobs == 8 and batches < 8, text
+    assert "facesvc_inference_queue_seconds_bucket" in text
+    assert "facesvc_inference_model_seconds_bucket" in text
+    assert 'facesvc_inference_queue_depth{kind="detect"} 0.0' in text
+
+
+@pytest.mark.anyio
+async def test_queue_full_answers_503_with_retry_after(
+    pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    async with running_app(pipeline, tmp_path, inference_queue_size=1, **BATCHING) as http:
+        responses = await asyncio.gather(*(recognize(http, p) for p in people(4)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 503, 503, 503], statuses
+    for r in responses:
+        if r.status_code == 503:
+            assert r.json()["error"] == "overloaded"
+            assert int(r.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.anyio
+async def test_deadline_answers_504(pipeline: FacePipeline, tmp_path: Path) -> None:
+    async with running_app(pipeline, tmp_path, inference_deadline_ms=1.0) as http:
+        r = await recognize(http, people(1)[0])
+    assert r.status_code == 504 and r.json()["error"] == "timeout", r.text
+
+
+@pytest.mark.anyio
+async def test_readyz_reflects_the_pool(pipeline: FacePipeline, tmp_path: Path) -> None:
+    async with running_app(pipeline, tmp_path) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["model"] is True
+        await http.app.state.context.inference.stop()  # type: ignore[attr-defined]
+        stopped = await http.get("/readyz")
+        assert stopped.status_code == 503 and stopped.json()["model"] is False
+        r = await recognize(http, people(1)[0])
+        assert r.status_code == 503 and r.json()["error"] == "overloaded"
