@@ -71,7 +71,10 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         loaded = [pipeline] if pipeline is not None else await load_in_thread(settings)
         inference = InferenceEngine(loaded, settings, metrics)
         gallery = GalleryIndex(
-            inference.backbone.embedding_size, settings.index_kind, settings.hnsw_m
+            inference.backbone.embedding_size,
+            settings.index_kind,
+            settings.hnsw_m,
+            settings.hnsw_ef_search,
         )
         async with sessions() as session:
             await catch_up(session, gallery, inference.model)
