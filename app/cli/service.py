@@ -1,10 +1,11 @@
-"""Service subcommands: `serve`, `db upgrade`, `keys create|list|revoke`."""
+"""Service subcommands: `serve`, `db upgrade`, `keys create|list|revoke`, `reembed`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -48,6 +49,21 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     revoke = key_sub.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=_keys_revoke)
+
+    from app.cli.face import _model_options
+
+    reembed = sub.add_parser(
+        "reembed",
+        help="re-embed the gallery with another model from the stored face crops",
+    )
+    _model_options(reembed)
+    reembed.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="re-embed what can be; leave faces whose photos were not kept",
+    )
+    reembed.add_argument("--dry-run", action="store_true", help="report counts, change nothing")
+    reembed.set_defaults(func=_reembed)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -115,3 +131,61 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     row = _with_session(lambda s: keys.revoke_key(s, args.prefix))
     print(f"revoked key {row.prefix} ({row.name})")
     return 0
+
+
+def _reembed(args: argparse.Namespace) -> int:
+    from app.cli.face import _pipeline
+    from app.identities.reembed import reembed, stale_faces
+
+    pipeline = _pipeline(args)
+    model = pipeline.model
+    target = f"{model[0]} {model[1]}"
+    settings = Settings()
+    if settings.migrate_on_start:
+        db.upgrade(settings.database_url)
+
+    async def run() -> int:
+        engine = db.create_engine(settings.database_url)
+        try:
+            sessions = db.create_sessionmaker(engine)
+            async with sessions() as session:
+                stale = await stale_faces(session, model)
+            with_crop = [f.id for f in stale if f.has_crop]
+            missing = [f for f in stale if not f.has_crop]
+            sources = sorted({f"{f.model[0]} {f.model[1]}" for f in stale})
+            print(
+                f"{len(stale)} faces are embedded with another model than {target}"
+                + (f" ({', '.join(sources)})" if sources else "")
+                + f": {len(with_crop)} with a stored crop, {len(missing)} without"
+            )
+            if missing:
+                identities = sorted({str(f.identity_id) for f in missing})
+                print(
+                    f"{len(missing)} faces of {len(identities)} identities cannot be "
+                    "re-embedded: their photos were not kept (FACESVC_KEEP_THUMBNAILS was "
+                    "off when they were enrolled); re-enroll them:",
+                    file=sys.stderr,
+                )
+                for identity in identities:
+                    print(f"  {identity}", file=sys.stderr)
+            if args.dry_run:
+                print("dry run: nothing changed")
+                return 0
+            if missing and not args.skip_missing:
+                print(
+                    "nothing changed; pass --skip-missing to re-embed the others",
+                    file=sys.stderr,
+                )
+                return 2
+            result = await reembed(sessions, pipeline, with_crop)
+        finally:
+            await engine.dispose()
+        for face_id, why in result.failed.items():
+            print(f"face {face_id}: not re-embedded: {why}", file=sys.stderr)
+        print(
+            f"re-embedded {len(result.done)} faces with {target}; "
+            f"{len(missing)} left without a stored photo, {len(result.failed)} failed"
+        )
+        return 1 if result.failed else 0
+
+    return asyncio.run(run())

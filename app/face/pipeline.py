@@ -54,16 +54,28 @@ class FacePipeline:
         )
         return cls(settings, detector, load_backbone(model or settings.model, settings))
 
-    def fingerprint(self) -> str:
-        """A digest of everything that changes an embedding, so caches never go stale."""
-        s, backbone, alignment = self.settings, self.backbone, self.backbone.alignment
+    @property
+    def model(self) -> tuple[str, str]:
+        """(name, version) stored with every embedding: the backbone's version plus a
+        digest of the settings that change its embeddings, so that a gallery enrolled
+        with flip fusion, say, is never searched without it."""
+        s, alignment = self.settings, self.backbone.alignment
         parts = [
-            backbone.name,
-            backbone.version,
             np.asarray(alignment.template).round(4).tobytes().hex(),
             repr(alignment.weights),
+            f"{s.flip_fusion}/{s.landmarks}",
+        ]
+        digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
+        return self.backbone.name, f"{self.backbone.version}.{digest}"
+
+    def fingerprint(self) -> str:
+        """A digest of everything that changes an embedding or which face is embedded,
+        so evaluation caches never go stale."""
+        s = self.settings
+        parts = [
+            *self.model,
             f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
-            f"{s.detection_max_side}/{s.flip_fusion}/{s.landmarks}",
+            f"{s.detection_max_side}",
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 

@@ -42,6 +42,9 @@ class Pipeline(Protocol):
     @property
     def backbone(self) -> Backbone: ...
 
+    @property
+    def model(self) -> tuple[str, str]: ...
+
     def decode(self, data: bytes) -> RGBImage: ...
 
     def detect(self, image: RGBImage) -> list[Detection]: ...
@@ -81,7 +84,7 @@ class InferenceEngine:
 
     @property
     def model(self) -> tuple[str, str]:
-        return self.backbone.name, self.backbone.version
+        return self.pipelines[0].model
 
     @property
     def ready(self) -> bool:

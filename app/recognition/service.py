@@ -227,7 +227,7 @@ def models(inference: InferenceEngine, gallery: GalleryIndex, settings: Settings
     return ModelsOut(
         active=ModelOut(
             **configured[0].model_dump(),
-            version=backbone.version,
+            version=inference.model[1],
             normalized=backbone.normalized,
             threshold_range=(settings.threshold_min, settings.threshold_max),
             gallery_faces=len(gallery),

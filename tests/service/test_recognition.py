@@ -187,7 +187,7 @@ def test_detect_and_models(api: Api, pipeline: FacePipeline) -> None:
     m = api.get("/v1/models", "verify").json()["active"]
     backbone = pipeline.backbone
     cal = backbone.calibration
-    assert m["name"] == backbone.name and m["version"] == backbone.version
+    assert (m["name"], m["version"]) == pipeline.model  # backbone version + settings digest
     assert m["embedding_size"] == backbone.embedding_size
     assert m["verify"]["default"] == cal.tau_verify
     assert m["verify"]["far"] == _or_none(cal.far_verify)
