@@ -20,22 +20,14 @@ from app.errors import ModelUnavailable
 from app.face.align import Alignment
 from app.face.backbones.base import Calibration
 from app.face.device import resolve_device
+from app.face.templates import ARCFACE_112
 from app.face.types import Embedding, RGBImage
 
 WEIGHTS_FILE = "20180402-114759-vggface2.pt"
 INPUT_SIZE = 160
-# The standard ArcFace 112 px five-point template, scaled to 160 px. Not measured here:
+# The standard ArcFace five-point template, scaled to 160 px. Not measured here:
 # without the weights no figure about this backbone can be produced on this machine.
-_ARCFACE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ]
-)
-ALIGNMENT = Alignment(size=INPUT_SIZE, template=_ARCFACE_112 * INPUT_SIZE / 112)
+ALIGNMENT = Alignment(size=INPUT_SIZE, template=ARCFACE_112.template * INPUT_SIZE / 112)
 # Placeholder operating point until the model can be calibrated with `facesvc eval`;
 # 1.1 on unit vectors is the commonly quoted facenet threshold (as squared distance).
 UNCALIBRATED = Calibration(
