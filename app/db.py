@@ -22,26 +22,26 @@ class Base(DeclarativeBase):
     pass
 
 
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+
+def _with_driver(url: str, drivers: dict[str, str]) -> str:
+    parsed = make_url(url)
+    driver = drivers.get(parsed.get_backend_name())
+    if driver is None:
+        return url
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
 def async_url(url: str) -> str:
     """The async driver for a configured URL: aiosqlite for SQLite, psycopg 3 for Postgres."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+    return _with_driver(url, _ASYNC_DRIVERS)
 
 
 def sync_url(url: str) -> str:
     """The blocking driver for a configured URL (Alembic)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+    return _with_driver(url, _SYNC_DRIVERS)
 
 
 def _ensure_sqlite_dir(url: str) -> None:

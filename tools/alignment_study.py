@@ -46,11 +46,7 @@ def main() -> None:
     face_set = load_face_set(args.data)
     embeddings: dict[str, dict[Path, np.ndarray | None]] = {v: {} for v in VARIANTS}
     for path in tqdm(face_set.images, desc="images"):
-        try:
-            image = pipeline.decode(path.read_bytes())
-            detections = pipeline.detect(image)
-        except FacesvcError:
-            detections = []
+        image, detections = _decode_and_detect(pipeline, path)
         if not detections:
             for variant in VARIANTS:
                 embeddings[variant][path] = None
@@ -83,6 +79,15 @@ def main() -> None:
         )
 
 
+def _decode_and_detect(pipeline: FacePipeline, path: Path) -> tuple[np.ndarray, list]:
+    """The image and its faces, largest first; no faces when it cannot be decoded."""
+    try:
+        image = pipeline.decode(path.read_bytes())
+    except FacesvcError:
+        return np.zeros((0, 0, 3), np.uint8), []
+    return image, pipeline.detect(image)
+
+
 def weighting_study(data: Path, out: Path, weightings: list[str]) -> None:
     pipeline = FacePipeline.load(Settings(flip_fusion=True))
     backbone = pipeline.backbone
@@ -90,11 +95,7 @@ def weighting_study(data: Path, out: Path, weightings: list[str]) -> None:
     face_set = load_face_set(data)
     embeddings: dict[str, dict[Path, np.ndarray | None]] = {w: {} for w in weightings}
     for path in tqdm(face_set.images, desc="images"):
-        try:
-            image = pipeline.decode(path.read_bytes())
-            detections = pipeline.detect(image)
-        except FacesvcError:
-            detections = []
+        image, detections = _decode_and_detect(pipeline, path)
         for weighting in weightings:
             if not detections:
                 embeddings[weighting][path] = None
