@@ -116,6 +116,47 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="`facesvc serve` worker processes.")
     log_level: str = Field("info", description="Log level of the service.")
 
+    # --- style transfer jobs (app/stylize) ---
+    stylize_workers: int = Field(
+        1,
+        ge=0,
+        description="Style-transfer jobs run at once (own threads, not the "
+        "inference pool); 0 runs none (jobs stay queued).",
+    )
+    stylize_max_steps: int = Field(500, ge=1, description="Most optimisation steps per job.")
+    stylize_default_steps: int = Field(100, ge=1, description="Steps when a job names none.")
+    stylize_max_side: int = Field(1024, ge=16, description="Largest accepted max_side.")
+    stylize_default_side: int = Field(256, ge=16, description="Output long side by default.")
+    stylize_max_queued_per_key: int = Field(
+        4, ge=1, description="Queued or running jobs one API key may have; more get 429."
+    )
+    stylize_storage: Literal["disk", "database"] = Field(
+        "disk", description="Where result PNGs are kept."
+    )
+    stylize_results_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("facesvc")) / "stylize",
+        description="Result PNGs when stylize_storage is 'disk'.",
+    )
+    stylize_retention_hours: float = Field(
+        24.0, gt=0, description="Finished jobs (record and result) are deleted after this."
+    )
+    stylize_on_restart: Literal["rerun", "fail"] = Field(
+        "rerun", description="What happens to a job that was running when the process died."
+    )
+    stylize_max_attempts: int = Field(
+        2, ge=1, description="Starts a job gets before a restart marks it failed."
+    )
+    stylize_gram_normalisation: Literal["nhwc", "gatys", "ng"] = Field(
+        "nhwc",
+        description="Style cost per layer: ||G(S)-G(G)||^2 times 1/(nH nW nC) ('nhwc'), "
+        "1/(4 nC^2 (nH nW)^2) ('gatys') or 1/(2 nH nW nC)^2 ('ng').",
+    )
+    stylize_torchvision_vgg19: Path | None = Field(
+        None,
+        description="torchvision's vgg19-dcbb9e9d.pth for network 'vgg19-torchvision' "
+        "(default: the torch hub cache).",
+    )
+
     @property
     def body_limit(self) -> int:
         """Request body limit: two images, base64-encoded, plus form overhead."""
