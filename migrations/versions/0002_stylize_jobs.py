@@ -40,6 +40,8 @@ def upgrade() -> None:
         sa.Column("identity_distance", sa.Float(), nullable=True),
         sa.Column("identity_verified", sa.Boolean(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("runner", sa.String(36), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
