@@ -31,6 +31,7 @@ class Scope(StrEnum):
 class Principal:
     name: str
     scopes: frozenset[str]
+    prefix: str | None = None  # the key's public id; None in open mode
 
     def allows(self, scope: Scope) -> bool:
         return Scope.admin in self.scopes or scope in self.scopes
@@ -86,4 +87,4 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
         return None
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
-    return Principal(name=row.name, scopes=frozenset(row.scopes))
+    return Principal(name=row.name, scopes=frozenset(row.scopes), prefix=row.prefix)
