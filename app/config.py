@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     inference_max_batch: int = Field(
         32, ge=1, description="Most jobs in one batch; 1 switches batching off."
     )
+    inference_max_detect_batch: int = Field(
+        8,
+        ge=1,
+        description="Most images in one detection batch (also capped by inference_max_batch); "
+        "MTCNN on the CPU gains up to 8-16 same-size images (bench/detect.py).",
+    )
     inference_max_wait_ms: float = Field(
         10.0, ge=0.0, description="Longest an embedding job waits for its batch to fill."
     )
@@ -145,6 +151,12 @@ class Settings(BaseSettings):
     )
     stylize_max_attempts: int = Field(
         2, ge=1, description="Starts a job gets before a restart marks it failed."
+    )
+    stylize_stale_after_s: float = Field(
+        60.0,
+        ge=0,
+        description="A running job whose process has not written for this long was "
+        "interrupted (process died): it is re-run or failed.",
     )
     stylize_gram_normalisation: Literal["nhwc", "gatys", "ng"] = Field(
         "nhwc",
