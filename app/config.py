@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         description="ArcFace-family recognizer in ONNX for `arcface-onnx`; an optional "
         "sidecar <stem>.json beside it sets preprocessing and thresholds.",
     )
+    projection_head: Path | None = Field(
+        None,
+        description="Head from `facesvc train-triplet`: serves the model variant "
+        "<model>+head, whose embeddings are never mixed with the base model's.",
+    )
+    verifier: Path | None = Field(
+        None,
+        description="Pair verifier from `facesvc train-verifier`: /v1/verify and "
+        "/v1/compare also return its `probability`.",
+    )
 
     # --- storage / service ---
     database_url: str = Field(
