@@ -54,6 +54,25 @@ def test_no_face_in_a_flat_image(detector: FaceDetector) -> None:
     assert detector.detect(np.full((240, 320, 3), 127, dtype=np.uint8)) == []
 
 
+def test_detecting_many_images_at_once_finds_what_each_alone_finds(
+    detector: FaceDetector,
+) -> None:
+    """Same-size photos share MTCNN passes; other sizes, tiny portraits (upsampled) and
+    images without a face each get their own, with the same answers as one at a time."""
+    names = sorted(p.name for p in DATA.glob("*.jpg"))[:6] + ["orl_s1_1.pgm"]
+    images = [_load(name) for name in names] + [np.full((240, 320, 3), 127, np.uint8)]
+    together = detector.detect_many(images)
+    assert len(together) == len(images) and together[-1] == []
+    for image, faces in zip(images, together, strict=True):
+        alone = detector.detect(image)
+        assert len(faces) == len(alone)
+        for a, b in zip(faces, alone, strict=True):
+            np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+    assert sum(len(faces) for faces in together) >= 7  # a face in every photo
+
+
 def test_a_face_cut_by_the_border_ranks_by_its_visible_part(detector: FaceDetector) -> None:
     """MTCNN extrapolates a cut face's box beyond the image; ranking must not use that."""
     image = _load("Aaron_Sorkin_0001.jpg")

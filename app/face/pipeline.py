@@ -86,6 +86,10 @@ class FacePipeline:
         """All faces, largest first; an empty list when there is none."""
         return self.detector.detect(image)
 
+    def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]:
+        """`detect` for several images, batching those of the same size."""
+        return self.detector.detect_many(images)
+
     def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
         if self._dlib_aligner is not None:
             return self._dlib_aligner.align(image, detection)
@@ -121,7 +125,12 @@ class FacePipeline:
 
     def locate(self, image: RGBImage, *, faces: FaceSelection = "single") -> list[AlignedFace]:
         """Detect, choose (`faces`) and align: everything before the embedding."""
-        detections = self.detect(image)
+        return self.select(image, self.detect(image), faces=faces)
+
+    def select(
+        self, image: RGBImage, detections: list[Detection], *, faces: FaceSelection = "single"
+    ) -> list[AlignedFace]:
+        """Choose among `detect`'s faces (`faces`) and align them."""
         if not detections:
             raise NoFaceFound("no face was found in the image")
         if faces == "single" and len(detections) > 1:

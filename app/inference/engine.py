@@ -49,7 +49,11 @@ class Pipeline(Protocol):
 
     def detect(self, image: RGBImage) -> list[Detection]: ...
 
-    def locate(self, image: RGBImage, *, faces: FaceMode = "single") -> list[AlignedFace]: ...
+    def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]: ...
+
+    def select(
+        self, image: RGBImage, detections: list[Detection], *, faces: FaceMode = "single"
+    ) -> list[AlignedFace]: ...
 
     def embed_chips(self, chips: Sequence[RGBImage] | np.ndarray) -> Embedding: ...
 
@@ -66,6 +70,7 @@ class InferenceEngine:
             settings.inference_queue_size,
             settings.inference_max_batch,
             settings.inference_max_wait_ms / 1000,
+            max_detect_batch=settings.inference_max_detect_batch,
         )
         self.pool = WorkerPool(
             self.pipelines,

@@ -78,6 +78,7 @@ class WorkerPool:
                 count = workers_per_device(pipeline, self.configured_workers, self.torch_threads)
                 for _ in range(count):
                     self._spawn(pipeline)
+            self.scheduler.workers = len(self.workers)
             self._started = True
         log.info(
             "inference pool: %d workers on %s",

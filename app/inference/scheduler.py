@@ -5,13 +5,16 @@ asking for its next batch gets, in this order:
 
 1. the waiting embedding jobs (up to `max_batch`) once there are `max_batch` of them or
    the oldest has waited `max_wait` seconds: finishing started requests first;
-2. otherwise one detection job (MTCNN runs one image at a time); meanwhile the
-   embedding jobs accumulate, which is where batching comes from under load;
+2. otherwise the waiting detection jobs, at most `max_detect_batch` and no more than
+   this worker's share of them (the queue split evenly over the workers, so that one
+   worker does not take the lot while another idles); meanwhile the embedding jobs
+   accumulate, which is where batching comes from under load;
 3. otherwise the embedding jobs after waiting for more until the oldest is `max_wait` old.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -21,10 +24,14 @@ from app.inference.jobs import Job, Kind
 
 
 class Scheduler:
-    def __init__(self, capacity: int, max_batch: int, max_wait: float) -> None:
+    def __init__(
+        self, capacity: int, max_batch: int, max_wait: float, *, max_detect_batch: int = 1
+    ) -> None:
         self.capacity = capacity
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.max_detect_batch = min(max_detect_batch, max_batch)
+        self.workers = 1  # set by the pool: how many workers share the queues
         self._queues: dict[Kind, deque[Job]] = {"detect": deque(), "embed": deque()}
         self._changed = threading.Condition()
         self._closed = False
@@ -55,7 +62,8 @@ class Scheduler:
                         self._changed.wait(self.max_wait - waited)
                         continue
                 if detect:
-                    return "detect", [detect.popleft()]
+                    share = math.ceil(len(detect) / max(1, self.workers))
+                    return "detect", self._take(detect, min(share, self.max_detect_batch))
                 self._changed.wait()
             return None
 

@@ -90,24 +90,36 @@ class Worker(threading.Thread):
             if kind == "embed":
                 self._embed(live)
             else:
-                for job in live:
-                    self._detect(job)
+                self._detect(live)
         self.in_flight = []
 
-    def _detect(self, job: Job) -> None:
-        request: DetectRequest = job.payload
-        try:
-            image = self.pipeline.decode(request.data)
+    def _detect(self, jobs: list[Job]) -> None:
+        """Decode each job's image, detect in all of them at once (same-size images
+        share MTCNN's passes), then choose and align each job's faces."""
+        decoded: list[tuple[Job, RGBImage]] = []
+        for job in jobs:
+            try:
+                decoded.append((job, self.pipeline.decode(job.payload.data)))
+            except FacesvcError as exc:  # invalid_image, too large, ...: the caller's answer
+                self._fail(job, exc)
+        found = self.pipeline.detect_many([image for _, image in decoded])
+        for (job, image), detections in zip(decoded, found, strict=True):
+            request: DetectRequest = job.payload
             if request.faces is None:
-                result: object = self.pipeline.detect(image)
-            else:
-                result = self.pipeline.locate(image, faces=request.faces)
-        except FacesvcError as exc:  # no_face, invalid_image, ...: the caller's answer
-            job.fail(exc)
-            self._count("detect", "error")
-            return
-        job.resolve(result)
-        self._count("detect", "done")
+                job.resolve(detections)
+                self._count("detect", "done")
+                continue
+            try:
+                aligned = self.pipeline.select(image, detections, faces=request.faces)
+            except FacesvcError as exc:  # no_face, multiple_faces
+                self._fail(job, exc)
+                continue
+            job.resolve(aligned)
+            self._count("detect", "done")
+
+    def _fail(self, job: Job, error: FacesvcError) -> None:
+        job.fail(error)
+        self._count("detect", "error")
 
     def _embed(self, jobs: list[Job]) -> None:
         """One forward pass for every chip of every job, split back per job."""

@@ -18,11 +18,18 @@ import pytest
 
 from app.api.metrics import Metrics
 from app.config import Settings
-from app.errors import DeadlineExceeded, InferenceFailed, Overloaded
+from app.errors import (
+    DeadlineExceeded,
+    InferenceFailed,
+    InvalidImage,
+    MultipleFaces,
+    NoFaceFound,
+    Overloaded,
+)
 from app.face.pipeline import FacePipeline
 from app.inference.engine import InferenceEngine
 from app.main import create_app
-from tests.service.factories import people, photo, side_by_side, upload
+from tests.service.factories import no_face, people, photo, side_by_side, upload
 
 # One worker and a long batching window: concurrent requests reliably share a batch.
 BATCHING = {"inference_workers_per_device": 1, "inference_max_wait_ms": 300.0}
@@ -64,9 +71,11 @@ async def test_concurrent_faces_are_batched_and_match_unbatched(pipeline: FacePi
     assert jobs == 8 and batches < 8, (jobs, batches)  # some batch held several requests
     for data, (result,) in zip(photos, batched, strict=True):
         (alone,) = pipeline.analyze(data)  # one image, one forward pass, no pool
-        np.testing.assert_allclose(result.embedding, alone.embedding, rtol=0, atol=1e-5)
+        # Same-size photos also share MTCNN's passes, which moves landmarks by < 1e-3 px
+        # (float summation order): embeddings then agree to 1e-4, not to the last bit.
+        np.testing.assert_allclose(result.embedding, alone.embedding, rtol=0, atol=1e-4)
         assert result.detection is not None and alone.detection is not None
-        assert result.detection.box == alone.detection.box
+        np.testing.assert_allclose(result.detection.box, alone.detection.box, atol=1e-3)
 
 
 @pytest.mark.anyio
@@ -89,9 +98,42 @@ async def test_a_full_pool_turns_requests_away(pipeline: FacePipeline) -> None:
 
 
 @pytest.mark.anyio
+async def test_waiting_detections_share_a_batch_and_each_gets_its_own_answer(
+    pipeline: FacePipeline,
+) -> None:
+    crowd = side_by_side(*(photo(p) for p in people(3)))
+    photos = [photo(person, 2) for person in people(5)]  # all 250x250: one MTCNN pass
+    async with running_engine(pipeline, **BATCHING) as (engine, metrics):
+        first = asyncio.create_task(engine.analyze(crowd, faces="all"))
+        await asyncio.sleep(0.05)  # the worker is busy with it while the rest queue up
+        outcomes = await asyncio.gather(
+            *(engine.analyze(p) for p in photos),
+            engine.analyze(b"not an image"),
+            engine.analyze(no_face()),
+            engine.analyze(crowd),  # several faces where one was asked for
+            return_exceptions=True,
+        )
+        assert len(await first) == 3
+    *found, undecodable, faceless, several = outcomes
+    assert isinstance(undecodable, InvalidImage), undecodable
+    assert isinstance(faceless, NoFaceFound), faceless
+    assert isinstance(several, MultipleFaces), several
+    batches = sample(metrics, "facesvc_inference_batch_size_count", kind="detect")
+    jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="detect")
+    assert jobs == 9 and batches <= 3, (jobs, batches)  # the 8 waiting ones shared batches
+    for data, result in zip(photos, found, strict=True):
+        assert isinstance(result, list), result
+        (alone,) = pipeline.analyze(data)
+        assert result[0].detection is not None and alone.detection is not None
+        np.testing.assert_allclose(result[0].detection.box, alone.detection.box, atol=1e-3)
+        np.testing.assert_allclose(result[0].embedding, alone.embedding, rtol=0, atol=1e-4)
+
+
+@pytest.mark.anyio
 async def test_work_past_its_deadline_is_dropped_not_run(pipeline: FacePipeline) -> None:
     crowd = side_by_side(*(photo(p) for p in people(6)))  # a slow job ahead in the queue
-    async with running_engine(pipeline, **BATCHING) as (engine, metrics):
+    unbatched = {"inference_max_detect_batch": 1, **BATCHING}  # the slow job runs alone
+    async with running_engine(pipeline, **unbatched) as (engine, metrics):
         slow = asyncio.create_task(engine.analyze(crowd, faces="all"))
         await asyncio.sleep(0)  # the slow job is queued first
         with pytest.raises(DeadlineExceeded):
