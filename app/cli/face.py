@@ -12,6 +12,7 @@ import numpy as np
 
 from app.config import Settings
 from app.errors import FacesvcError
+from app.evaluation.dataset import FaceSet
 from app.face.distance import is_match, squared_distance
 from app.face.pipeline import FacePipeline, FaceResult
 
@@ -137,24 +138,12 @@ def _face_json(face: FaceResult) -> dict[str, Any]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from app.evaluation.cache import EmbeddingCache, embed_face_set
     from app.evaluation.dataset import load_face_set
     from app.evaluation.protocol import evaluate
 
     pipeline = _pipeline(args)
     face_set = load_face_set(args.data)
-    cache = None
-    if not args.no_cache:
-        folder = args.cache or pipeline.settings.cache_dir / "eval"
-        cache = EmbeddingCache(folder, _cache_key(pipeline, face_set.name))
-
-    def embed_one(path: Path) -> np.ndarray | None:
-        try:
-            return pipeline.analyze(path.read_bytes(), faces="largest")[0].embedding
-        except FacesvcError:
-            return None  # the protocol counts it as a failed image
-
-    embeddings = embed_face_set(face_set, embed_one, cache, progress=True)
+    embeddings = embed_set(pipeline, face_set, args.cache, use_cache=not args.no_cache)
     report = evaluate(
         face_set,
         embeddings,
@@ -167,6 +156,27 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         _print_report(report)
     return 0
+
+
+def embed_set(
+    pipeline: FacePipeline, face_set: FaceSet, cache_folder: Path | None, use_cache: bool = True
+) -> dict[Path, np.ndarray | None]:
+    """Every image's embedding (None: no face), through the evaluation cache that
+    `facesvc eval` fills (default folder: <cache_dir>/eval)."""
+    from app.evaluation.cache import EmbeddingCache, embed_face_set
+
+    cache = None
+    if use_cache:
+        folder = cache_folder or pipeline.settings.cache_dir / "eval"
+        cache = EmbeddingCache(folder, _cache_key(pipeline, face_set.name))
+
+    def embed_one(path: Path) -> np.ndarray | None:
+        try:
+            return pipeline.analyze(path.read_bytes(), faces="largest")[0].embedding
+        except FacesvcError:
+            return None  # the protocol counts it as a failed image
+
+    return embed_face_set(face_set, embed_one, cache, progress=True)
 
 
 def _cache_key(pipeline: FacePipeline, set_name: str) -> str:
