@@ -33,6 +33,16 @@ class Settings(BaseSettings):
         1600, gt=0, description="Detection runs on a copy downscaled to this long side."
     )
 
+    detector: Literal["mtcnn", "scrfd"] = Field(
+        "mtcnn",
+        description="Face detector: MTCNN (bundled) or SCRFD from FACESVC_SCRFD_ONNX.",
+    )
+    scrfd_onnx: Path | None = Field(
+        None, description="SCRFD detector in ONNX with landmarks (operator-supplied)."
+    )
+    scrfd_input_size: int = Field(
+        640, ge=32, multiple_of=32, description="Square input side SCRFD runs at."
+    )
     landmarks: Literal["mtcnn", "dlib5"] = Field(
         "mtcnn", description="Landmark source for alignment (dlib5 needs dlib-bin)."
     )

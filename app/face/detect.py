@@ -43,6 +43,9 @@ def _clip_to_image(face: Detection, width: int, height: int) -> Detection:
 class FaceDetector:
     """All faces in an image, largest first, with boxes, scores and five landmarks."""
 
+    name = "mtcnn"
+    version = "mtcnn"  # facenet-pytorch's weights, inside its wheel
+
     def __init__(self, config: DetectorConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
@@ -83,7 +86,7 @@ class FaceDetector:
             )
             for i, faces in zip(missing, retried, strict=True):
                 found[i] = faces
-        return [_rank_visible(faces, image) for faces, image in zip(found, images, strict=True)]
+        return [rank_visible(faces, image) for faces, image in zip(found, images, strict=True)]
 
     def _detection_scale(self, image: RGBImage) -> float:
         short, long = sorted(image.shape[:2])
@@ -125,7 +128,7 @@ def _scaled(image: RGBImage, scale: float) -> Image.Image:
     return pil.resize(size, Image.Resampling.BICUBIC)
 
 
-def _rank_visible(faces: list[Detection], image: RGBImage) -> list[Detection]:
+def rank_visible(faces: list[Detection], image: RGBImage) -> list[Detection]:
     height, width = image.shape[:2]
     # MTCNN extrapolates the box of a face cut by the image border; ranking by that
     # box made half-visible bystanders "the largest face" (measured on lfw_dev, see

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
 from app.config import Settings
-from app.errors import MultipleFaces, NoFaceFound
+from app.errors import ModelUnavailable, MultipleFaces, NoFaceFound
 from app.face.align import align_face
 from app.face.backbones import load_backbone
 from app.face.backbones.base import Backbone
@@ -22,6 +22,39 @@ from app.face.types import AlignedFace, Detection, Embedding, RGBImage
 FaceSelection = Literal["single", "largest", "all"]
 
 
+class Detector(Protocol):
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def detect(self, image: RGBImage) -> list[Detection]: ...
+
+    def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]: ...
+
+
+def load_detector(settings: Settings) -> Detector:
+    device = resolve_device(settings.device)
+    if settings.detector == "scrfd":
+        from app.face.scrfd import ScrfdDetector
+
+        if settings.scrfd_onnx is None:
+            raise ModelUnavailable("FACESVC_DETECTOR=scrfd needs FACESVC_SCRFD_ONNX (a file)")
+        return ScrfdDetector(
+            settings.scrfd_onnx,
+            input_size=settings.scrfd_input_size,
+            device=device,
+            threads=settings.torch_threads,
+        )
+    config = DetectorConfig(
+        min_face_size=settings.min_face_size,
+        score_threshold=settings.detection_threshold,
+        upsample_below=settings.detection_upsample_below,
+        max_side=settings.detection_max_side,
+    )
+    return FaceDetector(config, device)
+
+
 @dataclass(frozen=True)
 class FaceResult:
     detection: Detection | None
@@ -30,7 +63,7 @@ class FaceResult:
 
 
 class FacePipeline:
-    def __init__(self, settings: Settings, detector: FaceDetector, backbone: Backbone) -> None:
+    def __init__(self, settings: Settings, detector: Detector, backbone: Backbone) -> None:
         self.settings = settings
         self.detector = detector
         self.backbone = backbone
@@ -43,16 +76,9 @@ class FacePipeline:
 
     @classmethod
     def load(cls, settings: Settings, model: str | None = None) -> FacePipeline:
-        detector = FaceDetector(
-            DetectorConfig(
-                min_face_size=settings.min_face_size,
-                score_threshold=settings.detection_threshold,
-                upsample_below=settings.detection_upsample_below,
-                max_side=settings.detection_max_side,
-            ),
-            resolve_device(settings.device),
+        return cls(
+            settings, load_detector(settings), load_backbone(model or settings.model, settings)
         )
-        return cls(settings, detector, load_backbone(model or settings.model, settings))
 
     @property
     def model(self) -> tuple[str, str]:
@@ -65,6 +91,8 @@ class FacePipeline:
             repr(alignment.weights),
             f"{s.flip_fusion}/{s.landmarks}",
         ]
+        if self.detector.name != "mtcnn":  # other landmarks: other embeddings
+            parts.append(self.detector.version)
         digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
         return self.backbone.name, f"{self.backbone.version}.{digest}"
 
