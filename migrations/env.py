@@ -7,6 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from app.calibration import models as _calibrations  # noqa: F401
 from app.config import Settings
 from app.db import Base, sync_url
 from app.identities import models as _identities  # noqa: F401  (registers tables)

@@ -57,12 +57,15 @@ async def verify(
 async def compare(
     request: Request,
     _: VerifyKey,
+    session: SessionDep,
     inference: InferenceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> CompareOut:
     form = await parse_form(request, CompareForm, PAIR, settings.max_image_bytes)
-    return await service.compare(form, inference=inference, settings=settings, metrics=metrics)
+    return await service.compare(
+        session, form, inference=inference, settings=settings, metrics=metrics
+    )
 
 
 @router.post(
@@ -103,6 +106,10 @@ async def detect(
 
 @router.get("/models", response_model=ModelsOut, responses=errors.responses())
 async def models(
-    _: VerifyKey, inference: InferenceDep, gallery: GalleryDep, settings: SettingsDep
+    _: VerifyKey,
+    session: SessionDep,
+    inference: InferenceDep,
+    gallery: GalleryDep,
+    settings: SettingsDep,
 ) -> ModelsOut:
-    return service.models(inference, gallery, settings)
+    return await service.models(session, inference, gallery, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
@@ -136,12 +137,45 @@ class ConfiguredModelOut(BaseModel):
     calibration_source: str
 
 
+class HeldOutOut(BaseModel):
+    """The calibrated thresholds measured on identities the calibration did not see."""
+
+    identities: int
+    far: float
+    tar: float
+    fpir: float
+    fnir: float
+
+
+class StoredCalibrationOut(BaseModel):
+    """A `facesvc calibrate` run stored in the database, in use for the active model."""
+
+    id: int
+    created_at: datetime
+    source: str = Field(description="Data set and command that produced it.")
+    far_target: float
+    far_interval: tuple[float, float] = Field(description="95% interval of the FAR at tau.")
+    tar_interval: tuple[float, float] = Field(description="95% interval of the TAR at tau.")
+    fpir_target: float
+    calibrated_gallery_size: int
+    calibrated_tau_identify: float
+    follow_gallery: bool = Field(
+        description="Whether the 1:N default is re-derived from the live gallery size "
+        "to hold fpir_target (identify.gallery_size is then that size)."
+    )
+    gallery_model: str = Field(description="How FPIR is modelled against gallery size.")
+    held_out: HeldOutOut | None
+
+
 class ModelOut(ConfiguredModelOut):
     version: str
     normalized: bool
     distance: str = "squared_l2"
     threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
     gallery_faces: int = Field(description="Faces of this model in the search index.")
+    calibration: StoredCalibrationOut | None = Field(
+        None, description="The stored calibration in use; null: the built-in one."
+    )
 
 
 class ModelsOut(BaseModel):

@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from dataclasses import replace
+from typing import Any
 
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.metrics import Metrics
+from app.calibration.service import ActiveCalibration, active_calibration
 from app.config import Settings
 from app.errors import Conflict, ModelMismatch, NotFound, ValidationFailed
 from app.face.backbones import BackboneInfo, configured_backbones
+from app.face.backbones.base import Calibration
 from app.face.distance import squared_distance
 from app.face.types import Embedding
 from app.identities import repository as repo
@@ -35,16 +39,27 @@ from app.recognition.schemas import (
     DetectedFace,
     DetectForm,
     DetectOut,
+    HeldOutOut,
     ModelOut,
     ModelsOut,
     RecognizedFace,
     RecognizeForm,
     RecognizeOut,
+    StoredCalibrationOut,
     Threshold1to1,
     Threshold1toN,
     VerifyForm,
     VerifyOut,
 )
+
+
+async def _calibration(
+    session: AsyncSession, inference: InferenceEngine, gallery_size: int
+) -> Calibration:
+    """The stored calibration of the active model if there is one, else the built-in."""
+    built_in = inference.backbone.calibration
+    active = await active_calibration(session, inference.model, built_in, gallery_size)
+    return active.calibration
 
 
 def resolve_threshold(value: float | None, default: float, settings: Settings) -> float:
@@ -79,9 +94,8 @@ async def verify(
     settings: Settings,
     metrics: Metrics,
 ) -> VerifyOut:
-    threshold = resolve_threshold(
-        form.threshold, inference.backbone.calibration.tau_verify, settings
-    )
+    calibration = await _calibration(session, inference, gallery_size=0)
+    threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
     identity = await _target(session, form)
     model = inference.model
     faces = [f for f in identity.faces if (f.model_name, f.model_version) == model]
@@ -112,11 +126,15 @@ async def verify(
 
 
 async def compare(
-    form: CompareForm, *, inference: InferenceEngine, settings: Settings, metrics: Metrics
+    session: AsyncSession,
+    form: CompareForm,
+    *,
+    inference: InferenceEngine,
+    settings: Settings,
+    metrics: Metrics,
 ) -> CompareOut:
-    threshold = resolve_threshold(
-        form.threshold, inference.backbone.calibration.tau_verify, settings
-    )
+    calibration = await _calibration(session, inference, gallery_size=0)
+    threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
     mode: FaceMode = "largest" if form.largest_face else "single"
     # gather, not a task group: the first domain error (e.g. no_face) must surface as such
     (a,), (b,) = await asyncio.gather(
@@ -162,9 +180,6 @@ async def recognize(
     settings: Settings,
     metrics: Metrics,
 ) -> RecognizeOut:
-    threshold = resolve_threshold(
-        form.threshold, inference.backbone.calibration.tau_identify, settings
-    )
     top_k = form.top_k if form.top_k is not None else settings.default_top_k
     if top_k > settings.max_top_k:
         raise ValidationFailed(f"top_k: at most {settings.max_top_k}")
@@ -174,6 +189,8 @@ async def recognize(
             f"{inference.model[0]} {inference.model[1]}; it cannot be searched with it"
         )
     await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
+    calibration = await _calibration(session, inference, gallery_size=len(gallery))
+    threshold = resolve_threshold(form.threshold, calibration.tau_identify, settings)
     results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
     metrics.faces_embedded.labels("recognize").inc(len(results))
     faces = []
@@ -221,9 +238,14 @@ def _described(info: BackboneInfo) -> ConfiguredModelOut:
     )
 
 
-def models(inference: InferenceEngine, gallery: GalleryIndex, settings: Settings) -> ModelsOut:
+async def models(
+    session: AsyncSession, inference: InferenceEngine, gallery: GalleryIndex, settings: Settings
+) -> ModelsOut:
     backbone = inference.backbone
-    configured = [_described(info) for info in configured_backbones(settings, backbone)]
+    active = await active_calibration(session, inference.model, backbone.calibration, len(gallery))
+    infos = configured_backbones(settings, backbone)
+    infos[0] = replace(infos[0], calibration=active.calibration)
+    configured = [_described(info) for info in infos]
     return ModelsOut(
         active=ModelOut(
             **configured[0].model_dump(),
@@ -231,6 +253,45 @@ def models(inference: InferenceEngine, gallery: GalleryIndex, settings: Settings
             normalized=backbone.normalized,
             threshold_range=(settings.threshold_min, settings.threshold_max),
             gallery_faces=len(gallery),
+            calibration=_stored_out(active),
         ),
         configured=configured,
+    )
+
+
+def _stored_out(active: ActiveCalibration) -> StoredCalibrationOut | None:
+    row = active.stored
+    if row is None:
+        return None
+    report = row.report
+    return StoredCalibrationOut(
+        id=row.id,
+        created_at=row.created_at,
+        source=row.source,
+        far_target=row.far_target,
+        far_interval=_bounds(report["verification"]["far"]),
+        tar_interval=_bounds(report["verification"]["tar"]),
+        fpir_target=row.fpir_target,
+        calibrated_gallery_size=row.gallery_size,
+        calibrated_tau_identify=row.tau_identify,
+        follow_gallery=row.follow_gallery,
+        gallery_model=report["gallery_model"]["kind"],
+        held_out=_held_out(report),
+    )
+
+
+def _bounds(interval: dict[str, float]) -> tuple[float, float]:
+    return (interval["low"], interval["high"])
+
+
+def _held_out(report: dict[str, Any]) -> HeldOutOut | None:
+    held = report.get("held_out")
+    if held is None:
+        return None
+    return HeldOutOut(
+        identities=held["identities"],
+        far=held["verification"]["far"]["value"],
+        tar=held["verification"]["tar"]["value"],
+        fpir=held["identification"]["fpir"]["value"],
+        fnir=held["identification"]["fnir"]["value"],
     )
