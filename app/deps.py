@@ -18,6 +18,7 @@ from app.errors import Conflict, Forbidden, Unauthorized
 from app.index.gallery import GalleryIndex
 from app.inference.engine import InferenceEngine
 from app.keys.service import Principal, Scope, authenticate
+from app.stylize.runner import StyleRunner
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Context:
     inference: InferenceEngine
     gallery: GalleryIndex
     metrics: Metrics
+    stylize: StyleRunner
 
 
 def get_context(request: Request) -> Context:
@@ -54,10 +56,15 @@ def get_metrics(context: ContextDep) -> Metrics:
     return context.metrics
 
 
+def get_stylize(context: ContextDep) -> StyleRunner:
+    return context.stylize
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InferenceDep = Annotated[InferenceEngine, Depends(get_inference)]
 GalleryDep = Annotated[GalleryIndex, Depends(get_gallery)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+StylizeDep = Annotated[StyleRunner, Depends(get_stylize)]
 
 
 async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:

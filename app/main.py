@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import db
 from app.api import errors
@@ -26,6 +27,8 @@ from app.index.gallery import GalleryIndex
 from app.index.sync import IndexedSession, catch_up
 from app.inference.engine import InferenceEngine, Pipeline
 from app.recognition.router import router as recognition_router
+from app.stylize.router import router as stylize_router
+from app.stylize.runner import StyleRunner
 
 log = logging.getLogger("facesvc")
 
@@ -50,6 +53,20 @@ def load_pipelines(settings: Settings) -> list[Pipeline]:
 
 async def load_in_thread(settings: Settings) -> list[Pipeline]:
     return await anyio.to_thread.run_sync(load_pipelines, settings)
+
+
+def build_stylize_runner(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], inference: InferenceEngine
+) -> StyleRunner:
+    """Style jobs: own threads on the service's device; identity checked by the pool."""
+    from functools import partial
+
+    from app.face.device import resolve_device
+    from app.stylize import identity
+    from app.stylize.networks import NetworkCache
+
+    networks = NetworkCache(settings, resolve_device(settings.device))
+    return StyleRunner(settings, sessions, networks, partial(identity.with_engine, inference))
 
 
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
@@ -81,11 +98,16 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         gallery.ready = True
         metrics.track_index(lambda: len(gallery))
         log.info("index built: %d faces of %s %s", len(gallery), *inference.model)
-        app.state.context = Context(settings, engine, sessions, inference, gallery, metrics)
+        stylize = build_stylize_runner(settings, sessions, inference)
+        app.state.context = Context(
+            settings, engine, sessions, inference, gallery, metrics, stylize
+        )
         await inference.start()  # warm-up, then workers: /readyz reports them
+        await stylize.start()
         try:
             yield
         finally:
+            await stylize.stop()  # before inference: a finishing job may still verify
             await inference.stop()
             await engine.dispose()
 
@@ -99,6 +121,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     errors.install(app)
     app.include_router(identities_router)
     app.include_router(recognition_router)
+    app.include_router(stylize_router)
     app.include_router(health_router)
     if settings.cors_origins:
         app.add_middleware(

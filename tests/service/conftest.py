@@ -75,7 +75,8 @@ def _clean_postgres(url: str) -> None:
     db.upgrade(url)
     plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("TRUNCATE identities, faces, api_keys, calibrations RESTART IDENTITY CASCADE")
+        tables = "identities, faces, api_keys, calibrations, stylize_jobs"
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

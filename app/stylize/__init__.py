@@ -1,0 +1,1 @@
+"""Neural style transfer (Gatys et al.) as durable asynchronous jobs (issue 6)."""
