@@ -10,13 +10,14 @@ from app.errors import FacesvcError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import calibrate, face, service
+    from app.cli import calibrate, face, service, stylize
 
     parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     face.register(sub)
     service.register(sub)
     calibrate.register(sub)
+    stylize.register(sub)
     return parser
 
 

@@ -96,7 +96,7 @@ VGG_DEFAULTS = NetworkDefaults(
     content_layer="block4_relu2",
     style_layers={f"block{b}_relu1": 0.2 for b in range(1, 6)},
     alpha=1.0,
-    beta=0.1,
+    beta=1e-4,
 )
 
 
