@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     face.register(sub)
     service.register(sub)
     calibrate.register(sub)
+    explain.register(sub)
     stylize.register(sub)
     return parser
 

@@ -13,6 +13,7 @@ from app.recognition.schemas import (
     CompareOut,
     DetectForm,
     DetectOut,
+    LayersOut,
     ModelsOut,
     RecognizeForm,
     RecognizeOut,
@@ -113,3 +114,13 @@ async def models(
     settings: SettingsDep,
 ) -> ModelsOut:
     return await service.models(session, inference, gallery, settings)
+
+
+@router.get(
+    "/models/{name}/layers",
+    response_model=LayersOut,
+    summary="The embedding network's layers and their receptive fields",
+    responses=errors.responses(errors.NOT_FOUND),
+)
+async def layers(name: str, _: VerifyKey) -> LayersOut:
+    return service.layers(name)

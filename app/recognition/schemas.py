@@ -183,3 +183,18 @@ class ModelsOut(BaseModel):
     configured: list[ConfiguredModelOut] = Field(
         description="Every backbone whose weights are present or configured, active first."
     )
+
+
+class LayerOut(BaseModel):
+    name: str = Field(description="As `facesvc explain-units --layer` takes it.")
+    description: str
+    units: int = Field(description="Channels: the units `explain-units` can draw.")
+    side: int = Field(description="Output rows (= columns) for the model's input crop.")
+    receptive_field: int = Field(description="Side in input pixels that one unit sees.")
+    stride: int = Field(description="Input pixels between neighbouring units.")
+
+
+class LayersOut(BaseModel):
+    model: str
+    input_size: int
+    layers: list[LayerOut] = Field(description="Input side first.")

@@ -40,6 +40,8 @@ from app.recognition.schemas import (
     DetectForm,
     DetectOut,
     HeldOutOut,
+    LayerOut,
+    LayersOut,
     ModelOut,
     ModelsOut,
     RecognizedFace,
@@ -294,4 +296,32 @@ def _held_out(report: dict[str, Any]) -> HeldOutOut | None:
         tar=held["verification"]["tar"]["value"],
         fpir=held["identification"]["fpir"]["value"],
         fnir=held["identification"]["fnir"]["value"],
+    )
+
+
+def layers(name: str) -> LayersOut:
+    from app.explain.layers import layers_of
+    from app.face.backbones import BACKBONES
+    from app.face.backbones.dlib_resnet import INPUT_SIZE
+
+    if name not in BACKBONES:
+        raise NotFound(f"unknown model {name!r}; known models: {', '.join(sorted(BACKBONES))}")
+    try:
+        described = layers_of(name)
+    except KeyError:
+        raise NotFound(f"layers are described for dlib-resnet-v1 only, not {name}") from None
+    return LayersOut(
+        model=name,
+        input_size=INPUT_SIZE,
+        layers=[
+            LayerOut(
+                name=layer.name,
+                description=layer.description,
+                units=layer.channels,
+                side=layer.side,
+                receptive_field=layer.field.size,
+                stride=layer.field.jump,
+            )
+            for layer in described
+        ],
     )
