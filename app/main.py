@@ -66,7 +66,8 @@ def build_stylize_runner(
     from app.stylize.networks import NetworkCache
 
     networks = NetworkCache(settings, resolve_device(settings.device))
-    return StyleRunner(settings, sessions, networks, partial(identity.with_engine, inference))
+    check = partial(identity.with_engine, inference, sessions)
+    return StyleRunner(settings, sessions, networks, check)
 
 
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:

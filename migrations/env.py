@@ -12,6 +12,7 @@ from app.config import Settings
 from app.db import Base, sync_url
 from app.identities import models as _identities  # noqa: F401  (registers tables)
 from app.keys import models as _keys  # noqa: F401
+from app.stylize import models as _stylize  # noqa: F401
 
 config = context.config
 if config.config_file_name is not None and "database_url" not in config.attributes:

@@ -12,6 +12,8 @@ from app.errors import FacesvcError, NoFaceFound
 from app.face.distance import squared_distance
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
     from app.face.pipeline import FacePipeline, FaceResult
     from app.inference.engine import InferenceEngine
 
@@ -53,8 +55,26 @@ def with_pipeline(pipeline: FacePipeline, content: bytes, result: bytes) -> Iden
     return compare(original, faces(result), pipeline.backbone.calibration.tau_verify)
 
 
-async def with_engine(engine: InferenceEngine, content: bytes, result: bytes) -> IdentityReport:
-    """For the service: two requests to the inference pool, like any verify."""
+async def verify_threshold(
+    sessions: async_sessionmaker[AsyncSession], engine: InferenceEngine
+) -> float:
+    """The tau /v1/verify uses by default: the newest stored calibration, else the
+    backbone's built-in one."""
+    from app.calibration.service import active_calibration
+
+    async with sessions() as session:
+        active = await active_calibration(session, engine.model, engine.backbone.calibration, 0)
+    return active.calibration.tau_verify
+
+
+async def with_engine(
+    engine: InferenceEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    content: bytes,
+    result: bytes,
+) -> IdentityReport:
+    """For the service: two requests to the inference pool, like any verify, and the
+    same threshold."""
 
     async def faces(data: bytes) -> list[FaceResult]:
         try:
@@ -70,4 +90,4 @@ async def with_engine(engine: InferenceEngine, content: bytes, result: bytes) ->
     except FacesvcError as error:  # overloaded, timeout: the job itself still succeeded
         log.warning("identity check skipped: %s: %s", error.code, error.detail)
         return NO_FACE
-    return compare(original, stylised, engine.backbone.calibration.tau_verify)
+    return compare(original, stylised, await verify_threshold(sessions, engine))
