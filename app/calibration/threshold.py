@@ -8,6 +8,7 @@ weighted sum over them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,16 @@ class PairCounts:
     total: FloatArray  # (k, k)
 
     def far(self, weights: FloatArray) -> float:
-        return _off_diagonal(self.accepted, weights) / _off_diagonal(self.total, weights)
+        return _ratio(_off_diagonal(self.accepted, weights), _off_diagonal(self.total, weights))
 
     def tar(self, weights: FloatArray) -> float:
-        return float(weights @ np.diag(self.accepted)) / float(weights @ np.diag(self.total))
+        accepted = float(weights @ np.diag(self.accepted))
+        return _ratio(accepted, float(weights @ np.diag(self.total)))
+
+
+def _ratio(count: float, total: float) -> float:
+    """NaN when a resample has no pairs of a kind (say, one person drawn every time)."""
+    return count / total if total > 0 else math.nan
 
 
 def _off_diagonal(matrix: FloatArray, weights: FloatArray) -> float:
@@ -95,9 +102,8 @@ def bootstrap_rates(
     fars, tars = [], []
     for _ in range(replicates):
         weights = rng.multinomial(k, np.full(k, 1.0 / k)).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fars.append(counts.far(weights))
-            tars.append(counts.tar(weights))
+        fars.append(counts.far(weights))
+        tars.append(counts.tar(weights))
     return (
         _interval(counts.far(ones), np.array(fars), confidence),
         _interval(counts.tar(ones), np.array(tars), confidence),
