@@ -10,12 +10,13 @@ from app.errors import FacesvcError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import calibrate, face, service, stylize
+    from app.cli import calibrate, explain, face, learning, service, stylize
 
     parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     face.register(sub)
     service.register(sub)
+    learning.register(sub)
     calibrate.register(sub)
     explain.register(sub)
     stylize.register(sub)

@@ -42,6 +42,10 @@ def load_backbone(name: str, settings: Settings) -> Backbone:
     except KeyError:
         known = ", ".join(sorted(BACKBONES))
         raise ModelUnavailable(f"unknown model {name!r}; known models: {known}") from None
+    if settings.projection_head is not None:  # a trained variant (app/learning/head.py)
+        from app.learning.head import load_projected_backbone
+
+        return load_projected_backbone(loader(settings), settings.projection_head)
     return loader(settings)
 
 

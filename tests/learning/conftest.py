@@ -1,0 +1,49 @@
+"""A tiny labelled set (12 people x 2 real photos from tests/data/faces) and the real
+pipeline, shared by the learning tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.config import Settings
+from app.face.pipeline import FacePipeline
+from tests.service.factories import PEOPLE, photo_path
+
+SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)  # the CPU is shared
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(_env_file=None, torch_threads=1)
+
+
+@pytest.fixture(scope="session")
+def base_pipeline(settings: Settings) -> FacePipeline:
+    return FacePipeline.load(settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """<set>/<person>/<photo> with two photos of each of the 12 people."""
+    root = tmp_path_factory.mktemp("sets") / "tiny"
+    for person in PEOPLE:
+        (root / person).mkdir(parents=True)
+        for n in (1, 2):
+            source = photo_path(person, n)
+            shutil.copy(source, root / person / source.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the tiny set, so its photos are embedded once per session."""
+    return tmp_path_factory.mktemp("cache")
