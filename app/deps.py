@@ -18,6 +18,7 @@ from app.errors import Conflict, Forbidden, Unauthorized
 from app.index.gallery import GalleryIndex
 from app.inference.engine import InferenceEngine
 from app.keys.service import Principal, Scope, authenticate
+from app.learning.verifier import Verifier
 from app.stylize.runner import StyleRunner
 
 
@@ -30,6 +31,7 @@ class Context:
     gallery: GalleryIndex
     metrics: Metrics
     stylize: StyleRunner
+    verifier: Verifier | None = None  # FACESVC_VERIFIER
 
 
 def get_context(request: Request) -> Context:
@@ -60,11 +62,16 @@ def get_stylize(context: ContextDep) -> StyleRunner:
     return context.stylize
 
 
+def get_verifier(context: ContextDep) -> Verifier | None:
+    return context.verifier
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InferenceDep = Annotated[InferenceEngine, Depends(get_inference)]
 GalleryDep = Annotated[GalleryIndex, Depends(get_gallery)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 StylizeDep = Annotated[StyleRunner, Depends(get_stylize)]
+VerifierDep = Annotated[Verifier | None, Depends(get_verifier)]
 
 
 async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:

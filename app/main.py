@@ -100,8 +100,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         metrics.track_index(lambda: len(gallery))
         log.info("index built: %d faces of %s %s", len(gallery), *inference.model)
         stylize = build_stylize_runner(settings, sessions, inference)
+        verifier = None
+        if settings.verifier is not None:  # trained on the active model, or refused
+            from app.learning.verifier import load_verifier
+
+            verifier = load_verifier(settings.verifier, inference.model)
         app.state.context = Context(
-            settings, engine, sessions, inference, gallery, metrics, stylize
+            settings, engine, sessions, inference, gallery, metrics, stylize, verifier
         )
         await inference.start()  # warm-up, then workers: /readyz reports them
         await stylize.start()

@@ -6,7 +6,15 @@ from fastapi import APIRouter, Request
 
 from app.api import errors
 from app.api.forms import openapi_body, parse_form
-from app.deps import GalleryDep, InferenceDep, MetricsDep, SessionDep, SettingsDep, VerifyKey
+from app.deps import (
+    GalleryDep,
+    InferenceDep,
+    MetricsDep,
+    SessionDep,
+    SettingsDep,
+    VerifierDep,
+    VerifyKey,
+)
 from app.recognition import service
 from app.recognition.schemas import (
     CompareForm,
@@ -41,10 +49,11 @@ async def verify(
     inference: InferenceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    verifier: VerifierDep,
 ) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, settings.max_image_bytes)
     return await service.verify(
-        session, form, inference=inference, settings=settings, metrics=metrics
+        session, form, inference=inference, settings=settings, metrics=metrics, verifier=verifier
     )
 
 
@@ -62,10 +71,11 @@ async def compare(
     inference: InferenceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    verifier: VerifierDep,
 ) -> CompareOut:
     form = await parse_form(request, CompareForm, PAIR, settings.max_image_bytes)
     return await service.compare(
-        session, form, inference=inference, settings=settings, metrics=metrics
+        session, form, inference=inference, settings=settings, metrics=metrics, verifier=verifier
     )
 
 

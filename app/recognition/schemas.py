@@ -33,6 +33,12 @@ class DetectedFace(BaseModel):
         return cls(box=box, score=float(detection.score), landmarks=landmarks)
 
 
+PROBABILITY = (
+    "P(same person) from the learned verifier (FACESVC_VERIFIER, `facesvc train-verifier`) "
+    "at even prior odds; for verify, of the face at `distance`. Null without a verifier."
+)
+
+
 class VerifyForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +86,7 @@ class VerifyOut(BaseModel):
     identity: IdentityOut
     face: DetectedFace | None = Field(description="The face found in the probe photo.")
     matched_face_id: int = Field(description="The enrolled face at `distance`.")
+    probability: float | None = Field(None, description=PROBABILITY)
 
 
 class CompareOut(BaseModel):
@@ -87,6 +94,7 @@ class CompareOut(BaseModel):
     distance: float
     threshold: float
     faces: list[DetectedFace | None] = Field(description="The face used from image_a, image_b.")
+    probability: float | None = Field(None, description=PROBABILITY)
 
 
 class Candidate(BaseModel):

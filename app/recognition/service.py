@@ -31,6 +31,7 @@ from app.identities.schemas import IdentityOut
 from app.index.gallery import GalleryIndex
 from app.index.sync import catch_up, embedding_from_bytes
 from app.inference.engine import FaceMode, InferenceEngine
+from app.learning.verifier import Verifier
 from app.recognition.schemas import (
     Candidate,
     CompareForm,
@@ -95,6 +96,7 @@ async def verify(
     inference: InferenceEngine,
     settings: Settings,
     metrics: Metrics,
+    verifier: Verifier | None = None,
 ) -> VerifyOut:
     calibration = await _calibration(session, inference, gallery_size=0)
     threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
@@ -113,9 +115,13 @@ async def verify(
         form.image, faces="largest" if form.largest_face else "single"
     )
     metrics.faces_embedded.labels("verify").inc()
-    distance, face_id = min(
-        (squared_distance(probe.embedding, embedding_from_bytes(f.embedding, f.dim)), f.id)
-        for f in faces
+    enrolled = [(f.id, embedding_from_bytes(f.embedding, f.dim)) for f in faces]
+    distance, face_id, matched = min(
+        (
+            (squared_distance(probe.embedding, vector), face_id, vector)
+            for face_id, vector in enrolled
+        ),
+        key=lambda scored: scored[:2],
     )
     return VerifyOut(
         match=distance <= threshold,
@@ -124,6 +130,7 @@ async def verify(
         identity=IdentityOut.of(identity),
         face=DetectedFace.of(probe.detection),
         matched_face_id=face_id,
+        probability=_probability(verifier, probe.embedding, matched),
     )
 
 
@@ -134,6 +141,7 @@ async def compare(
     inference: InferenceEngine,
     settings: Settings,
     metrics: Metrics,
+    verifier: Verifier | None = None,
 ) -> CompareOut:
     calibration = await _calibration(session, inference, gallery_size=0)
     threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
@@ -149,7 +157,13 @@ async def compare(
         distance=distance,
         threshold=threshold,
         faces=[DetectedFace.of(a.detection), DetectedFace.of(b.detection)],
+        probability=_probability(verifier, a.embedding, b.embedding),
     )
+
+
+def _probability(verifier: Verifier | None, a: Embedding, b: Embedding) -> float | None:
+    """The learned verifier's P(same person), when one is configured (FACESVC_VERIFIER)."""
+    return None if verifier is None else verifier.probability(a, b)
 
 
 async def _candidates(

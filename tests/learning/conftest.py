@@ -3,7 +3,6 @@ pipeline, shared by the learning tests."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 from app.config import Settings
 from app.face.pipeline import FacePipeline
-from tests.service.factories import PEOPLE, photo_path
+from tests.learning.sets import make_photo_set
 
 SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 
@@ -34,13 +33,7 @@ def base_pipeline(settings: Settings) -> FacePipeline:
 @pytest.fixture(scope="session")
 def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """<set>/<person>/<photo> with two photos of each of the 12 people."""
-    root = tmp_path_factory.mktemp("sets") / "tiny"
-    for person in PEOPLE:
-        (root / person).mkdir(parents=True)
-        for n in (1, 2):
-            source = photo_path(person, n)
-            shutil.copy(source, root / person / source.name)
-    return root
+    return make_photo_set(tmp_path_factory.mktemp("sets") / "tiny")
 
 
 @pytest.fixture(scope="session")
