@@ -2,10 +2,12 @@
 images, in facenet-pytorch's default memory layout and in channels-last (ours).
 
     python bench/detect.py [--repeats 5] [--batch-sizes 1 4 8 16 32] [--threads 1]
+                           [--scrfd scrfd_500m_bnkps.onnx]
 
 Real 250x250 LFW photos from tests/data/faces. Per repeat, each configuration detects
 the same 32 images, split into batches of the given size; configurations take turns
 within a repeat so background load hits them alike. The table shows median images/s.
+With --scrfd, the operator-supplied SCRFD detector (app/face/scrfd.py) takes turns too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import torch
 from PIL import Image
 
 from app.face.detect import DetectorConfig, FaceDetector
+from app.face.pipeline import Detector
+from app.face.scrfd import ScrfdDetector
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 
@@ -38,7 +42,7 @@ def contiguous_layout(detector: FaceDetector) -> FaceDetector:
     return detector
 
 
-def images_per_second(detector: FaceDetector, photos: list[np.ndarray], batch: int) -> float:
+def images_per_second(detector: Detector, photos: list[np.ndarray], batch: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(photos), batch):
         detector.detect_many(photos[i : i + batch])
@@ -50,16 +54,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--scrfd", type=Path, help="SCRFD ONNX file: adds its column")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"nproc {os.cpu_count()}, torch threads {torch.get_num_threads()}")
     print("load average at start:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     photos = lfw_photos(32)
-    detectors = {
+    detectors: dict[str, Detector] = {
         "channels-last": FaceDetector(DetectorConfig(), torch.device("cpu")),
         "default layout": contiguous_layout(FaceDetector(DetectorConfig(), torch.device("cpu"))),
     }
+    if args.scrfd:
+        detectors["scrfd"] = ScrfdDetector(args.scrfd, threads=args.threads)
     for detector in detectors.values():
         detector.detect_many(photos[:2])  # warm-up
     rates: dict[tuple[str, int], list[float]] = {}
@@ -71,12 +78,17 @@ def main() -> None:
 
     base = statistics.median(rates[("default layout", args.batch_sizes[0])])
     print(f"median of {args.repeats} repeats, 32 images of 250x250 each\n")
-    print("| batch | default layout img/s | channels-last img/s | channels-last / default@1 |")
-    print("|---:|---:|---:|---:|")
+    scrfd = " scrfd img/s |" if args.scrfd else ""
+    print(
+        "| batch | MTCNN default layout img/s | MTCNN channels-last img/s "
+        f"| channels-last / default@1 |{scrfd}"
+    )
+    print("|---:|---:|---:|---:|" + ("---:|" if args.scrfd else ""))
     for batch in args.batch_sizes:
         default = statistics.median(rates[("default layout", batch)])
         ours = statistics.median(rates[("channels-last", batch)])
-        print(f"| {batch} | {default:.1f} | {ours:.1f} | {ours / base:.2f}x |")
+        extra = f" {statistics.median(rates[('scrfd', batch)]):.1f} |" if args.scrfd else ""
+        print(f"| {batch} | {default:.1f} | {ours:.1f} | {ours / base:.2f}x |{extra}")
     print("\nload average at end:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
