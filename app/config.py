@@ -117,13 +117,17 @@ class Settings(BaseSettings):
         "number of cores over torch_threads (1 when torch_threads is 0).",
     )
     inference_max_batch: int = Field(
-        32, ge=1, description="Most jobs in one batch; 1 switches batching off."
+        0,
+        ge=0,
+        description="Most jobs in one batch; 1 switches batching off; 0: by device, "
+        "32 on the CPU (throughput flat beyond, bench/embed.py), 256 on a GPU.",
     )
     inference_max_detect_batch: int = Field(
-        8,
-        ge=1,
+        0,
+        ge=0,
         description="Most images in one detection batch (also capped by inference_max_batch); "
-        "MTCNN on the CPU gains up to 8-16 same-size images (bench/detect.py).",
+        "0: by device, 8 on the CPU (MTCNN gains up to 8-16 same-size images, "
+        "bench/detect.py), 32 on a GPU.",
     )
     inference_max_wait_ms: float = Field(
         10.0, ge=0.0, description="Longest an embedding job waits for its batch to fill."

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from app.api.metrics import Metrics
 from app.config import Settings
@@ -27,7 +28,7 @@ from app.errors import (
     Overloaded,
 )
 from app.face.pipeline import FacePipeline
-from app.inference.engine import InferenceEngine
+from app.inference.engine import InferenceEngine, batch_limits
 from app.main import create_app
 from tests.service.factories import no_face, people, photo, side_by_side, upload
 
@@ -59,6 +60,14 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 # ---------------------------------------------------------------- engine
+
+
+def test_batch_limits_default_by_device_and_settings_win() -> None:
+    defaults = Settings(_env_file=None)
+    assert batch_limits(defaults, torch.device("cpu")) == (32, 8)
+    assert batch_limits(defaults, torch.device("cuda", 0)) == (256, 32)
+    off = defaults.model_copy(update={"inference_max_batch": 1, "inference_max_detect_batch": 1})
+    assert batch_limits(off, torch.device("cuda", 0)) == (1, 1)
 
 
 @pytest.mark.anyio
