@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.cli.face import _cache_key
-from app.errors import FacesvcError
-from app.evaluation.cache import EmbeddingCache, embed_face_set
+from app.cli.face import embed_set
 from app.evaluation.dataset import FaceSet
 from app.face.pipeline import FacePipeline
 
@@ -20,20 +18,11 @@ EmbeddingMap = dict[Path, npt.NDArray[Any] | None]
 
 
 def cached_embeddings(
-    pipeline: FacePipeline, face_set: FaceSet, cache_dir: Path | None, progress: bool = True
+    pipeline: FacePipeline, face_set: FaceSet, cache_dir: Path | None
 ) -> EmbeddingMap:
-    """Every image's embedding (None: no face), sharing `facesvc eval`'s cache files."""
-    cache = None
-    if cache_dir is not None:
-        cache = EmbeddingCache(cache_dir, _cache_key(pipeline, face_set.name))
-
-    def embed_one(path: Path) -> npt.NDArray[Any] | None:
-        try:
-            return pipeline.analyze(path.read_bytes(), faces="largest")[0].embedding
-        except FacesvcError:
-            return None  # counted as a failed image, as `facesvc eval` does
-
-    return embed_face_set(face_set, embed_one, cache, progress=progress)
+    """Every image's embedding (None: no face), through `facesvc eval`'s cache files
+    (`cache_dir` None: no cache)."""
+    return embed_set(pipeline, face_set, cache_dir, use_cache=cache_dir is not None)
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def test_score_protocol_with_the_distance_is_the_shared_protocol(
 
     assert isinstance(base_pipeline, FacePipeline)
     face_set = load_face_set(tiny_set)
-    embeddings = cached_embeddings(base_pipeline, face_set, tiny_cache, progress=False)
+    embeddings = cached_embeddings(base_pipeline, face_set, tiny_cache)
     ours = score_protocol(face_set, embeddings, pairwise_squared_distances, 0.2)
     shared = evaluate(face_set, embeddings, model="m", default_tau=0.2)
     for key in ("roc_auc", "eer", "tar_at_far", "rank1", "fnir_at_fpir", "fnir_at_default_tau"):
