@@ -17,7 +17,6 @@ from app.config import Settings
 from app.errors import FacesvcError
 from app.evaluation.dataset import FaceSet, load_face_set
 from app.face.backbones import load_backbone
-from app.face.device import resolve_device
 from app.face.pipeline import FacePipeline
 from app.learning.blocks import TunedNetwork, random_flip
 from app.learning.checkpoint import save_checkpoint
@@ -81,17 +80,16 @@ def run_train_triplet(
     identity = ProjectionHead(base.embedding_size, 0)
     report["identity_head"] = _head_figures(identity, embeddings, train_set, test_set, "identity")
     head = ProjectionHead(base.embedding_size, run.hidden)
+    extra: dict[str, torch.Tensor] = {}  # retrained backbone parameters
     if run.target == "head":
         history = _train_head(head, train_set, embeddings, run.config, on_epoch)
-        extra: dict[str, torch.Tensor] = {}
-    else:
+        projected = _project(head.eval(), embeddings)
+    else:  # embedded the service's way: the saved file loaded as a model variant
         history, extra, chips = _train_blocks(pipeline, head, face_set, train_set, run, on_epoch)
+        head = head.cpu().eval()
+        projected = _embed_with_file(pipeline, settings, run, head, extra, chips)
+        report["device"] = str(pipeline.backbone.device)
     report["history"] = [asdict(stats) for stats in history]
-    head = head.cpu().eval()
-    if run.target == "head":
-        projected = _project(head, embeddings)
-    else:  # the service's own path: the saved file loaded as a model variant
-        projected = _embed_with_file(pipeline, settings, run, head, extra, chips, report)
     source = f"{face_set.name} training identities (split seed {run.split_seed}), PROTOCOL.md 2-3"
     calibration = calibrate_on(train_set, projected, "head", source)
     report["after"] = protocol_summary(test_set, projected, "head", calibration.tau_identify)
@@ -199,7 +197,6 @@ def _embed_with_file(
     head: ProjectionHead,
     extra: dict[str, torch.Tensor],
     chips: Chips,
-    report: dict[str, Any],
 ) -> EmbeddingMap:
     """Save a provisional file, load it as the service would, embed every crop with it."""
     provisional = run.out.with_suffix(".partial")
@@ -224,7 +221,6 @@ def _embed_with_file(
         part = paths[start : start + 64]
         vectors = variant.embed_chips([chips[p] for p in part])  # type: ignore[misc]
         out.update(zip(part, vectors, strict=True))
-    report["device"] = str(resolve_device(settings.device))
     return out
 
 
