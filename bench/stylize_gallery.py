@@ -48,6 +48,13 @@ RUNS: list[dict[str, Any]] = [
      "style": STYLES / "the_scream.jpg", "network": "dlib-resnet", "steps": 150},
     {"name": "face-chelsea-wave", "content": STYLES / "content_chelsea.png",
      "style": STYLES / "great_wave.jpg", "network": "dlib-resnet", "steps": 150},
+    # the face network without its extra care: plain Gatys (raw pixels, no shifts, no TV,
+    # no RGB Gram), for comparison with face-lfw-scream
+    {"name": "face-plain-lfw-scream", "content": FACE,
+     "style": STYLES / "the_scream.jpg", "network": "dlib-resnet", "steps": 150,
+     "options": {"pyramid_levels": 0, "shift_average": False, "tv_weight": 0.0,
+                 "style_layers": {"stem": 1.0, "level0_block2": 1.0, "level1_block3": 1.0,
+                                  "level2_block2": 1.0}}},
 ]  # fmt: skip
 
 
@@ -121,9 +128,10 @@ def main() -> None:
         content_bytes = run["content"].read_bytes()
         content = np.asarray(Image.open(run["content"]).convert("RGB"))
         style = np.asarray(Image.open(run["style"]).convert("RGB"))
-        options = StyleOptions(
-            network=run["network"], steps=run["steps"], max_side=args.size, seed=1
-        )
+        options = StyleOptions.model_validate(
+            {"network": run["network"], "steps": run["steps"], "max_side": args.size,
+             "seed": 1, **run.get("options", {})}
+        )  # fmt: skip
         job_plan = plan(options, settings)
         network = networks.get(run["network"])
         started = time.perf_counter()

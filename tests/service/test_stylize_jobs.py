@@ -178,6 +178,18 @@ def api_result_status(api: Api, job_id: str) -> int:
     return int(api.get(f"/v1/jobs/{job_id}/result", "verify").status_code)
 
 
+def test_a_clean_shutdown_puts_running_jobs_back(start: Callable[..., Api]) -> None:
+    first = start()
+    job_id = submit(first, steps=400).json()["job_id"]
+    wait_for(first, job_id, lambda b: b["progress"]["step"] >= 1)
+    first.run(first.app.state.context.stylize.stop)  # what the lifespan does on shutdown
+    body = first.get(f"/v1/jobs/{job_id}", "verify").json()
+    assert body["status"] == "queued" and body["attempts"] == 0, body
+    second = start()
+    second.delete(f"/v1/jobs/{job_id}", "verify")  # it would run; 400 steps are too many
+    assert wait_for(second, job_id, finished)["status"] == "cancelled"
+
+
 def test_a_live_runner_keeps_its_job(start: Callable[..., Api]) -> None:
     """Another process's sweep must not take a job whose runner is beating."""
     api = start(stylize_stale_after_s=60)
