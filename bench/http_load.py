@@ -262,6 +262,8 @@ async def main(args: argparse.Namespace) -> None:
                 print()
                 print_table(results, args)
                 print(f"\nload average after the table: {load_average()}")
+                for mode, server in servers.items():
+                    print(f"mean jobs per batch, batching {mode}: {await mean_batch_sizes(server)}")
             if args.overload:
                 servers["off"].process.terminate()
                 sustained = args.sustained or results["verify", max(args.clients), "on"].rate()
@@ -271,6 +273,22 @@ async def main(args: argparse.Namespace) -> None:
                 server.process.terminate()
                 server.process.wait(30)
     print(f"load average at end: {load_average()}")
+
+
+async def mean_batch_sizes(server: Server) -> str:
+    """From the server's /metrics: how many jobs its detection and embedding batches held."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    sizes = []
+    for kind in ("detect", "embed"):
+        total = count = 0.0
+        for line in text.splitlines():
+            if line.startswith(f'facesvc_inference_batch_size_sum{{kind="{kind}"}}'):
+                total = float(line.split()[-1])
+            if line.startswith(f'facesvc_inference_batch_size_count{{kind="{kind}"}}'):
+                count = float(line.split()[-1])
+        sizes.append(f"{kind} {total / count:.2f}" if count else f"{kind} -")
+    return ", ".join(sizes)
 
 
 def warmup_args(args: argparse.Namespace) -> argparse.Namespace:

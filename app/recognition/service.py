@@ -68,12 +68,18 @@ async def _calibration(
 def resolve_threshold(value: float | None, default: float, settings: Settings) -> float:
     if value is None:
         return float(default)
-    if not settings.threshold_min <= value <= settings.threshold_max:
+    check_threshold(value, settings)
+    return float(value)
+
+
+def check_threshold(value: float | None, settings: Settings) -> None:
+    """A request's own threshold must lie in the configured range (checked before any
+    inference is spent on the request)."""
+    if value is not None and not settings.threshold_min <= value <= settings.threshold_max:
         raise ValidationFailed(
             f"threshold: {value} is outside the allowed range "
             f"[{settings.threshold_min}, {settings.threshold_max}]"
         )
-    return float(value)
 
 
 async def _target(session: AsyncSession, form: VerifyForm) -> Identity:
@@ -98,6 +104,14 @@ async def verify(
     metrics: Metrics,
     verifier: Verifier | None = None,
 ) -> VerifyOut:
+    check_threshold(form.threshold, settings)
+    # Inference before the first query: a session holds its pooled connection from its
+    # first query to its commit, so reading first held one through the whole inference,
+    # and under load requests queued for connections instead of sharing inference
+    # batches (docs/performance.md). An unknown identity now costs one inference.
+    (probe,) = await inference.analyze(
+        form.image, faces="largest" if form.largest_face else "single"
+    )
     calibration = await _calibration(session, inference, gallery_size=0)
     threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
     identity = await _target(session, form)
@@ -111,9 +125,6 @@ async def verify(
                 f"{other.model_version}; the active model is {model[0]} {model[1]}: re-enroll"
             )
         raise Conflict(f"identity {identity.id} has no enrolled faces")
-    (probe,) = await inference.analyze(
-        form.image, faces="largest" if form.largest_face else "single"
-    )
     metrics.faces_embedded.labels("verify").inc()
     enrolled = [(f.id, embedding_from_bytes(f.embedding, f.dim)) for f in faces]
     distance, face_id, matched = min(
@@ -143,13 +154,14 @@ async def compare(
     metrics: Metrics,
     verifier: Verifier | None = None,
 ) -> CompareOut:
-    calibration = await _calibration(session, inference, gallery_size=0)
-    threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
+    check_threshold(form.threshold, settings)
     mode: FaceMode = "largest" if form.largest_face else "single"
     # gather, not a task group: the first domain error (e.g. no_face) must surface as such
     (a,), (b,) = await asyncio.gather(
         inference.analyze(form.image_a, faces=mode), inference.analyze(form.image_b, faces=mode)
     )
+    calibration = await _calibration(session, inference, gallery_size=0)  # after: see verify
+    threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
     metrics.faces_embedded.labels("compare").inc(2)
     distance = squared_distance(a.embedding, b.embedding)
     return CompareOut(
@@ -199,6 +211,9 @@ async def recognize(
     top_k = form.top_k if form.top_k is not None else settings.default_top_k
     if top_k > settings.max_top_k:
         raise ValidationFailed(f"top_k: at most {settings.max_top_k}")
+    check_threshold(form.threshold, settings)
+    # Inference before the first query (see verify).
+    results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
     if await repo.other_model_faces_exist(session, inference.model):
         raise ModelMismatch(
             "the gallery holds faces embedded with another model than the active "
@@ -207,7 +222,6 @@ async def recognize(
     await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
     calibration = await _calibration(session, inference, gallery_size=len(gallery))
     threshold = resolve_threshold(form.threshold, calibration.tau_identify, settings)
-    results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
     metrics.faces_embedded.labels("recognize").inc(len(results))
     faces = []
     for result in results:
