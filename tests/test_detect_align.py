@@ -59,7 +59,7 @@ def test_detecting_many_images_at_once_finds_what_each_alone_finds(
 ) -> None:
     """Same-size photos share MTCNN passes; other sizes, tiny portraits (upsampled) and
     images without a face each get their own, with the same answers as one at a time."""
-    names = sorted(p.name for p in DATA.glob("*.jpg"))[:6] + ["orl_s1_1.pgm"]
+    names = [*sorted(p.name for p in DATA.glob("*.jpg"))[:6], "orl_s1_1.pgm"]
     images = [_load(name) for name in names] + [np.full((240, 320, 3), 127, np.uint8)]
     together = detector.detect_many(images)
     assert len(together) == len(images) and together[-1] == []
