@@ -77,6 +77,21 @@ class Settings(BaseSettings):
         description="Pair verifier from `facesvc train-verifier`: /v1/verify and "
         "/v1/compare also return its `probability`.",
     )
+    identify_score: Literal["distance", "cohort"] = Field(
+        "distance",
+        description="1:N decides on the nearest distance, or on it divided by the probe's "
+        "mean distance to its cohort_k nearest cohort faces (needs cohort_file, cohort_tau).",
+    )
+    cohort_file: Path | None = Field(
+        None, description="Cohort embeddings (.npy) from `facesvc calibrate --save-cohort`."
+    )
+    cohort_k: int = Field(20, ge=1, description="Nearest cohort faces averaged per probe.")
+    cohort_tau: float | None = Field(
+        None,
+        gt=0,
+        description="Default 1:N threshold on the cohort-normalised score "
+        "(`facesvc calibrate --study-normalisation` prints it).",
+    )
 
     # --- storage / service ---
     database_url: str = Field(

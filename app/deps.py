@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api.metrics import Metrics
+from app.calibration.cohort import Cohort
 from app.config import Settings
 from app.errors import Conflict, Forbidden, Unauthorized
 from app.index.gallery import GalleryIndex
@@ -32,6 +33,7 @@ class Context:
     metrics: Metrics
     stylize: StyleRunner
     verifier: Verifier | None = None  # FACESVC_VERIFIER
+    cohort: Cohort | None = None  # FACESVC_IDENTIFY_SCORE=cohort
 
 
 def get_context(request: Request) -> Context:
@@ -66,12 +68,17 @@ def get_verifier(context: ContextDep) -> Verifier | None:
     return context.verifier
 
 
+def get_cohort(context: ContextDep) -> Cohort | None:
+    return context.cohort
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InferenceDep = Annotated[InferenceEngine, Depends(get_inference)]
 GalleryDep = Annotated[GalleryIndex, Depends(get_gallery)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 StylizeDep = Annotated[StyleRunner, Depends(get_stylize)]
 VerifierDep = Annotated[Verifier | None, Depends(get_verifier)]
+CohortDep = Annotated[Cohort | None, Depends(get_cohort)]
 
 
 async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:

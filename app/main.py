@@ -19,8 +19,10 @@ from app.api import errors
 from app.api.admission import AdmissionMiddleware
 from app.api.limits import BodyLimitMiddleware
 from app.api.metrics import Metrics, MetricsMiddleware
+from app.calibration.cohort import Cohort
 from app.config import Settings
 from app.deps import Context
+from app.errors import ModelUnavailable
 from app.health.router import router as health_router
 from app.identities.router import router as identities_router
 from app.index.gallery import GalleryIndex
@@ -70,6 +72,18 @@ def build_stylize_runner(
     return StyleRunner(settings, sessions, networks, check)
 
 
+def load_cohort(settings: Settings, dim: int) -> Cohort | None:
+    """The 1:N cohort when FACESVC_IDENTIFY_SCORE=cohort; a missing part stops start-up."""
+    if settings.identify_score != "cohort":
+        return None
+    if settings.cohort_file is None or settings.cohort_tau is None:
+        raise ModelUnavailable(
+            "FACESVC_IDENTIFY_SCORE=cohort needs FACESVC_COHORT_FILE and FACESVC_COHORT_TAU "
+            "(facesvc calibrate --holdout 0.5 --study-normalisation --save-cohort FILE)"
+        )
+    return Cohort.load(settings.cohort_file, settings.cohort_k, dim)
+
+
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
     """The service. `pipeline` lets tests share one loaded pipeline between apps."""
     metrics = Metrics()
@@ -105,8 +119,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             from app.learning.verifier import load_verifier
 
             verifier = load_verifier(settings.verifier, inference.model)
+        cohort = load_cohort(settings, inference.backbone.embedding_size)
         app.state.context = Context(
-            settings, engine, sessions, inference, gallery, metrics, stylize, verifier
+            settings, engine, sessions, inference, gallery, metrics, stylize, verifier, cohort
         )
         await inference.start()  # warm-up, then workers: /readyz reports them
         await stylize.start()

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from app.cli import main
@@ -111,3 +112,22 @@ def test_calibrated_far_holds_on_held_out_identities(capsys: pytest.CaptureFixtu
     for row in rows:
         assert 0.5e-2 <= row["measured_fpir"] <= 2e-2, row
         assert row["expected_fnir"] == pytest.approx(row["measured_fnir"], abs=0.06), row
+
+
+def test_save_cohort_writes_the_one_photo_people(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    small_set: Path,
+    cache: Path,
+) -> None:
+    folder = tmp_path / "with_single"
+    shutil.copytree(small_set, folder)
+    (folder / "orl_s1").mkdir()
+    shutil.copy2(FACES / "orl_s1_1.pgm", folder / "orl_s1" / "orl_s1_1.pgm")  # one photo
+    out = tmp_path / "cohort.npy"
+    argv = ["calibrate", "--data", str(folder), "--cache", str(cache), "--no-save"]
+    result = _json(capsys, *argv, "--save-cohort", str(out), "--json")
+    assert result["cohort_size"] == 1 and result["cohort_file"] == str(out)
+    cohort = np.load(out)
+    assert cohort.shape == (1, 128) and cohort.dtype == np.float32
+    assert np.isfinite(cohort).all() and np.linalg.norm(cohort) > 0

@@ -111,6 +111,13 @@ def _score(method: str, parameter: float, two: FloatArray, cohort: FloatArray) -
 
 
 def fnir_at_fpir(search: Searches, method: str, parameter: float, fpir: float) -> float:
+    return fnir_and_tau(search, method, parameter, fpir)[0]
+
+
+def fnir_and_tau(
+    search: Searches, method: str, parameter: float, fpir: float
+) -> tuple[float, float]:
+    """(FNIR, tau) at `fpir`, deciding on the `method` score with tau."""
     mated = _score(method, parameter, search.mated, search.mated_cohort)
     non_mated = _score(method, parameter, search.non_mated, search.non_mated_cohort)
     scored = OpenSetSearches(
@@ -118,7 +125,7 @@ def fnir_at_fpir(search: Searches, method: str, parameter: float, fpir: float) -
         mated_correct=search.mated_correct,
         non_mated_distances=np.where(np.isfinite(search.non_mated[:, 0]), non_mated, np.inf),
     )
-    return metrics.fnir_at_fpir(scored, fpir)[0]
+    return metrics.fnir_at_fpir(scored, fpir)
 
 
 def study(
@@ -139,8 +146,12 @@ def study(
         tuned = {p: float(np.mean([fnir_at_fpir(s, method, p, fpir) for s in tune])) for p in grid}
         best = min(tuned, key=lambda p: tuned[p])
         held = [fnir_at_fpir(s, method, best, fpir) for s in test]
+        # The tau the service would use with this score (FACESVC_COHORT_TAU for cohort):
+        # the median over the calibration splits of the tau that gives `fpir`.
+        taus = [fnir_and_tau(s, method, best, fpir)[1] for s in tune]
         results[method] = {
             "parameter": best,
+            "tau_calibration": float(np.median(taus)),
             "fnir_calibration": tuned[best],
             "fnir_held_out": float(np.mean(held)),
             "fnir_held_out_per_split": held,

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.calibration.calibrate import Request
 
 
@@ -50,6 +52,14 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         action="store_true",
         help="with --holdout: also measure margin and cohort score normalisation",
     )
+    parser.add_argument(
+        "--save-cohort",
+        type=Path,
+        metavar="FILE.npy",
+        help="write the embeddings of the one-photo people (never enrolled; with --holdout "
+        "those of the calibration part, as the study used) as the cohort for "
+        "FACESVC_IDENTIFY_SCORE=cohort",
+    )
     parser.add_argument("--no-save", action="store_true", help="report only, store nothing")
     parser.add_argument("--json", action="store_true")
     _model_options(parser)
@@ -87,6 +97,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
     result["model"] = pipeline.backbone.name
     result["model_version"] = pipeline.model[1]
     result["saved_id"] = None if args.no_save else _save(result, pipeline.model, args)
+    if args.save_cohort is not None:
+        from app.calibration.data import split_identities
+        from app.calibration.normalise import cohort_faces
+
+        # The cohort the study's tau was measured with: the calibration part's people.
+        part = split_identities(face_set, args.holdout, args.seed)[0] if args.holdout else face_set
+        cohort = cohort_faces(part, embeddings)
+        np.save(args.save_cohort, cohort.astype(np.float32), allow_pickle=False)
+        result["cohort_file"] = str(args.save_cohort)
+        result["cohort_size"] = int(cohort.shape[0])
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -159,7 +179,8 @@ def _print_summary(result: dict[str, Any]) -> None:
         for method, figures in study["methods"].items():
             print(
                 f"score {method:<7} FNIR at FPIR {study['fpir']:g} on held-out identities: "
-                f"{figures['fnir_held_out']:.4f} (parameter {figures['parameter']:g})"
+                f"{figures['fnir_held_out']:.4f} (parameter {figures['parameter']:g}, "
+                f"tau {figures['tau_calibration']:.4f})"
             )
     if result["saved_id"] is not None:
         print(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from app.api import errors
 from app.api.forms import openapi_body, parse_form
 from app.deps import (
+    CohortDep,
     GalleryDep,
     InferenceDep,
     MetricsDep,
@@ -94,10 +95,17 @@ async def recognize(
     gallery: GalleryDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cohort: CohortDep,
 ) -> RecognizeOut:
     form = await parse_form(request, RecognizeForm, IMAGE, settings.max_image_bytes)
     return await service.recognize(
-        session, form, inference=inference, gallery=gallery, settings=settings, metrics=metrics
+        session,
+        form,
+        inference=inference,
+        gallery=gallery,
+        settings=settings,
+        metrics=metrics,
+        cohort=cohort,
     )
 
 

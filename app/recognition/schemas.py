@@ -110,6 +110,11 @@ class RecognizedFace(BaseModel):
         description="The nearest candidate if within the threshold, else null (unknown)."
     )
     distance: float | None = Field(description="Distance of the nearest candidate.")
+    score: float | None = Field(
+        None,
+        description="With FACESVC_IDENTIFY_SCORE=cohort: distance divided by the probe's mean "
+        "distance to its nearest cohort faces, the score `threshold` decided on.",
+    )
 
 
 class RecognizeOut(BaseModel):

@@ -18,6 +18,7 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.metrics import Metrics
+from app.calibration.cohort import Cohort
 from app.calibration.service import ActiveCalibration, active_calibration
 from app.config import Settings
 from app.errors import Conflict, ModelMismatch, NotFound, ValidationFailed
@@ -207,6 +208,7 @@ async def recognize(
     gallery: GalleryIndex,
     settings: Settings,
     metrics: Metrics,
+    cohort: Cohort | None = None,
 ) -> RecognizeOut:
     top_k = form.top_k if form.top_k is not None else settings.default_top_k
     if top_k > settings.max_top_k:
@@ -221,19 +223,29 @@ async def recognize(
         )
     await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
     calibration = await _calibration(session, inference, gallery_size=len(gallery))
-    threshold = resolve_threshold(form.threshold, calibration.tau_identify, settings)
+    default = calibration.tau_identify
+    if cohort is not None:  # FACESVC_IDENTIFY_SCORE=cohort: tau is on d1 / c
+        assert settings.cohort_tau is not None  # load_cohort refuses to start without it
+        default = settings.cohort_tau
+    threshold = resolve_threshold(form.threshold, default, settings)
     metrics.faces_embedded.labels("recognize").inc(len(results))
     faces = []
     for result in results:
         candidates = await _candidates(session, gallery, result.embedding, top_k)
         best = candidates[0] if candidates else None
-        known = best is not None and best.distance <= threshold
+        score = None
+        if best is not None:
+            score = (
+                best.distance if cohort is None else cohort.score(best.distance, result.embedding)
+            )
+        known = score is not None and score <= threshold
         faces.append(
             RecognizedFace(
                 face=DetectedFace.of(result.detection),
                 candidates=candidates,
                 identity=best.identity if known and best else None,
                 distance=best.distance if best else None,
+                score=score if cohort is not None else None,
             )
         )
     return RecognizeOut(threshold=threshold, faces=faces)
