@@ -130,8 +130,9 @@ async def models(
     inference: InferenceDep,
     gallery: GalleryDep,
     settings: SettingsDep,
+    cohort: CohortDep,
 ) -> ModelsOut:
-    return await service.models(session, inference, gallery, settings)
+    return await service.models(session, inference, gallery, settings, cohort)
 
 
 @router.get(

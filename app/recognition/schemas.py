@@ -191,11 +191,23 @@ class ModelOut(ConfiguredModelOut):
     )
 
 
+class IdentifyScoreOut(BaseModel):
+    mode: str = Field(
+        description="What /v1/recognize decides on: `distance` (the nearest squared "
+        "distance against identify.default) or `cohort` (that distance over the probe's mean "
+        "distance to its cohort_k nearest cohort faces, against cohort_tau)."
+    )
+    cohort_k: int | None = None
+    cohort_tau: float | None = None
+    cohort_size: int | None = Field(None, description="Faces in the cohort file.")
+
+
 class ModelsOut(BaseModel):
     active: ModelOut
     configured: list[ConfiguredModelOut] = Field(
         description="Every backbone whose weights are present or configured, active first."
     )
+    identify_score: IdentifyScoreOut
 
 
 class LayerOut(BaseModel):

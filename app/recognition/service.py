@@ -42,6 +42,7 @@ from app.recognition.schemas import (
     DetectForm,
     DetectOut,
     HeldOutOut,
+    IdentifyScoreOut,
     LayerOut,
     LayersOut,
     ModelOut,
@@ -281,7 +282,11 @@ def _described(info: BackboneInfo) -> ConfiguredModelOut:
 
 
 async def models(
-    session: AsyncSession, inference: InferenceEngine, gallery: GalleryIndex, settings: Settings
+    session: AsyncSession,
+    inference: InferenceEngine,
+    gallery: GalleryIndex,
+    settings: Settings,
+    cohort: Cohort | None = None,
 ) -> ModelsOut:
     backbone = inference.backbone
     active = await active_calibration(session, inference.model, backbone.calibration, len(gallery))
@@ -298,6 +303,18 @@ async def models(
             calibration=_stored_out(active),
         ),
         configured=configured,
+        identify_score=_identify_score(cohort, settings),
+    )
+
+
+def _identify_score(cohort: Cohort | None, settings: Settings) -> IdentifyScoreOut:
+    if cohort is None:
+        return IdentifyScoreOut(mode="distance")
+    return IdentifyScoreOut(
+        mode="cohort",
+        cohort_k=cohort.k,
+        cohort_tau=settings.cohort_tau,
+        cohort_size=len(cohort.vectors),
     )
 
 

@@ -43,6 +43,13 @@ def test_recognize_decides_on_the_cohort_normalised_score(
     assert body["threshold"] == 0.5
     assert (face["identity"] is not None) == (face["score"] <= 0.5)
     assert face["identity"]["external_id"] == ENROLLED[0]  # the same person, well inside
+    shown = api.get("/v1/models").json()["identify_score"]
+    assert shown == {
+        "mode": "cohort",
+        "cohort_k": 3,
+        "cohort_tau": 0.5,
+        "cohort_size": len(STRANGERS),
+    }
     # a request threshold is on the same score: just under it, the person is unknown
     stricter = api.recognize(probe, threshold=face["score"] * 0.99).json()["faces"][0]
     assert stricter["identity"] is None and stricter["score"] == pytest.approx(face["score"])
@@ -53,6 +60,7 @@ def test_raw_distance_mode_reports_no_score(make_api: MakeApi) -> None:
     api.enroll(photo(ENROLLED[0]), ENROLLED[0])
     (face,) = api.recognize(photo(ENROLLED[0], 2)).json()["faces"]
     assert face["score"] is None and face["identity"] is not None
+    assert api.get("/v1/models").json()["identify_score"]["mode"] == "distance"
 
 
 def test_cohort_mode_without_its_file_or_tau_does_not_start(
