@@ -3,7 +3,8 @@
 The database is the source of truth. The index is built from it at start and changed only
 after a database commit succeeded (see `app.index.sync`), under one lock, so concurrent
 enrolls, deletes and searches are safe. Adds and removes are idempotent, which lets a
-late hook and a catch-up from the database meet without duplicates.
+late hook and a catch-up from the database meet without duplicates. Every change bumps
+`generation`, so a catch-up can tell that the index moved while it read the database.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class GalleryIndex:
         self._lock = threading.Lock()
         self._ids: set[int] = set()
         self.id_sum = 0  # sum of the ids held: a cheap fingerprint to compare with the DB
+        self.generation = 0  # bumped by every change; see `reconcile`
         # HNSW cannot remove vectors: removed ids become tombstones, filtered from results
         # and dropped at the next rebuild.
         self._tombstones: set[int] = set()
@@ -62,40 +64,64 @@ class GalleryIndex:
             return set(self._ids)
 
     def add(self, ids: Iterable[int], vectors: Vectors) -> None:
-        ids = list(ids)
-        vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
         with self._lock:
-            keep = [i for i, face_id in enumerate(ids) if face_id not in self._ids]
-            if not keep:
-                return
-            new_ids = np.asarray([ids[i] for i in keep], dtype=np.int64)
-            new_vectors = vectors[keep]
-            revived = self._tombstones.intersection(new_ids.tolist())
-            if revived:  # an HNSW id that comes back: rebuild without its old vector
-                self._tombstones -= revived
-                self._rebuild_locked()
-            self._index.add_with_ids(new_vectors, new_ids)
-            self._ids.update(new_ids.tolist())
-            self.id_sum += int(new_ids.sum())
-            if self.kind == "hnsw":
-                self._vectors.update(zip(new_ids.tolist(), new_vectors, strict=True))
+            self._add_locked(ids, vectors)
 
     def remove(self, ids: Iterable[int]) -> None:
         with self._lock:
-            gone = self._ids.intersection(ids)
-            if not gone:
-                return
-            self._ids -= gone
-            self.id_sum -= sum(gone)
-            if self.kind == "flat":
-                ids = np.asarray(sorted(gone), dtype=np.int64)
-                self._index.remove_ids(ids)  # type: ignore[arg-type]  # faiss wraps arrays
-                return
-            for face_id in gone:
-                self._vectors.pop(face_id, None)
-            self._tombstones |= gone
-            if len(self._tombstones) > max(1000, len(self._ids) // 4):
-                self._rebuild_locked()
+            self._remove_locked(ids)
+
+    def reconcile(
+        self, db_ids: set[int], new_vectors: dict[int, Vectors], seen_generation: int
+    ) -> bool:
+        """Make the index hold exactly `db_ids` (read from the database after `generation`
+        was `seen_generation`), adding `new_vectors` for ids it lacks. Refused (False) when
+        the index changed since then: a commit hook ran meanwhile, and the database read
+        may predate that commit, so applying it would undo the hook's add or remove."""
+        with self._lock:
+            if self.generation != seen_generation:
+                return False
+            self._remove_locked(self._ids - db_ids)
+            missing = [face_id for face_id in new_vectors if face_id in db_ids]
+            if missing:
+                self._add_locked(missing, np.stack([new_vectors[i] for i in missing]))
+            return True
+
+    def _add_locked(self, ids: Iterable[int], vectors: Vectors) -> None:
+        ids = list(ids)
+        vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
+        keep = [i for i, face_id in enumerate(ids) if face_id not in self._ids]
+        if not keep:
+            return
+        new_ids = np.asarray([ids[i] for i in keep], dtype=np.int64)
+        new_vectors = vectors[keep]
+        revived = self._tombstones.intersection(new_ids.tolist())
+        if revived:  # an HNSW id that comes back: rebuild without its old vector
+            self._tombstones -= revived
+            self._rebuild_locked()
+        self._index.add_with_ids(new_vectors, new_ids)
+        self._ids.update(new_ids.tolist())
+        self.id_sum += int(new_ids.sum())
+        self.generation += 1
+        if self.kind == "hnsw":
+            self._vectors.update(zip(new_ids.tolist(), new_vectors, strict=True))
+
+    def _remove_locked(self, ids: Iterable[int]) -> None:
+        gone = self._ids.intersection(ids)
+        if not gone:
+            return
+        self._ids -= gone
+        self.id_sum -= sum(gone)
+        self.generation += 1
+        if self.kind == "flat":
+            ids = np.asarray(sorted(gone), dtype=np.int64)
+            self._index.remove_ids(ids)  # type: ignore[arg-type]  # faiss wraps arrays
+            return
+        for face_id in gone:
+            self._vectors.pop(face_id, None)
+        self._tombstones |= gone
+        if len(self._tombstones) > max(1000, len(self._ids) // 4):
+            self._rebuild_locked()
 
     def _rebuild_locked(self) -> None:
         self._index = self._new_index()

@@ -61,28 +61,44 @@ def embedding_from_bytes(data: bytes, dim: int) -> Vectors:
     return vector.astype(np.float32)
 
 
-async def catch_up(session: AsyncSession, index: GalleryIndex, model: tuple[str, str]) -> bool:
-    """Make the index hold exactly the database's faces of `model`. True if it changed."""
-    same_model = (Face.model_name == model[0], Face.model_version == model[1])
-    count, id_sum = (
-        await session.execute(
-            select(func.count(Face.id), func.coalesce(func.sum(Face.id), 0)).where(*same_model)
-        )
-    ).one()
-    if int(count) == len(index) and int(id_sum) == index.id_sum:
-        return False
-    db_ids = set((await session.scalars(select(Face.id).where(*same_model))).all())
-    index.remove(index.ids() - db_ids)
-    missing = sorted(db_ids - index.ids())
-    for start in range(0, len(missing), 5000):
-        chunk = missing[start : start + 5000]
-        rows = (
+async def catch_up(
+    session: AsyncSession, index: GalleryIndex, model: tuple[str, str], attempts: int = 3
+) -> bool:
+    """Make the index hold exactly the database's faces of `model`. True if it changed.
+
+    A commit hook of this process may run while the database is read; the read may then
+    miss that commit and would undo the hook's change (a face just enrolled vanishing
+    from search, or one just deleted coming back). The index's generation, taken before
+    the first query, refuses such a stale read; it is retried, and otherwise left to the
+    next call. Each query sees every commit before it (READ COMMITTED in Postgres,
+    SQLite reads outside a write transaction), so a read that began after the
+    generation was taken includes every change the index holds.
+    """
+    for _ in range(attempts):
+        seen = index.generation
+        same_model = (Face.model_name == model[0], Face.model_version == model[1])
+        count, id_sum = (
             await session.execute(
-                select(Face.id, Face.embedding, Face.dim).where(Face.id.in_(chunk))
+                select(func.count(Face.id), func.coalesce(func.sum(Face.id), 0)).where(*same_model)
             )
-        ).all()
-        rows = [row for row in rows if row.dim == index.dim]
-        if rows:
-            vectors = np.stack([embedding_from_bytes(row.embedding, row.dim) for row in rows])
-            index.add([row.id for row in rows], vectors)
-    return True
+        ).one()
+        if int(count) == len(index) and int(id_sum) == index.id_sum:
+            return False
+        db_ids = set((await session.scalars(select(Face.id).where(*same_model))).all())
+        vectors = await _vectors(session, sorted(db_ids - index.ids()), index.dim)
+        if index.reconcile(db_ids, vectors, seen):
+            return True
+    return False
+
+
+async def _vectors(session: AsyncSession, face_ids: list[int], dim: int) -> dict[int, Vectors]:
+    found: dict[int, Vectors] = {}
+    for start in range(0, len(face_ids), 5000):
+        chunk = face_ids[start : start + 5000]
+        rows = await session.execute(
+            select(Face.id, Face.embedding, Face.dim).where(Face.id.in_(chunk))
+        )
+        found.update(
+            (row.id, embedding_from_bytes(row.embedding, dim)) for row in rows if row.dim == dim
+        )
+    return found

@@ -89,6 +89,32 @@ async def test_concurrent_enrolls_and_deletes(client: Client) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_database_read_from_before_a_commit_does_not_undo_it(client: Client) -> None:
+    """The race behind a face that vanished from search under load: a catch-up read the
+    database, an enroll (or delete) committed and its hook changed the index, then the
+    catch-up applied its older read. The index must refuse such a stale read."""
+    http, context = client
+    gallery = context.gallery
+    a, b = people(2)
+    kept = await http.post("/v1/identities", files={"image": upload(photo(a))}, data={"name": "a"})
+    seen, before_enroll = gallery.generation, await _db_ids(context)
+    enrolled = await http.post(
+        "/v1/identities", files={"image": upload(photo(b))}, data={"name": "b"}
+    )
+    assert enrolled.status_code == 201
+    assert not gallery.reconcile(before_enroll, {}, seen)
+    assert enrolled.json()["face"]["id"] in gallery
+
+    seen, before_delete = gallery.generation, await _db_ids(context)
+    assert (await http.delete(f"/v1/identities/{kept.json()['identity']['id']}")).status_code == 204
+    assert not gallery.reconcile(before_delete, {}, seen)
+    assert kept.json()["face"]["id"] not in gallery
+    # a read taken after the last change is applied, and changes nothing here
+    assert gallery.reconcile(await _db_ids(context), {}, gallery.generation)
+    assert gallery.ids() == await _db_ids(context) == {enrolled.json()["face"]["id"]}
+
+
+@pytest.mark.anyio
 async def test_failed_commit_leaves_no_vector(client: Client) -> None:
     http, context = client
     a, b = people(2)
