@@ -148,7 +148,7 @@ async def test_work_past_its_deadline_is_dropped_not_run(pipeline: FacePipeline)
         with pytest.raises(DeadlineExceeded):
             await engine.analyze(photo(people(1)[0]), timeout=0.05)
         assert len(await slow) == 6
-        for _ in range(100):  # the worker meets the expired job right after the slow one
+        for _ in range(2000):  # the worker meets the expired job right after the slow one
             if sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="expired"):
                 break
             await asyncio.sleep(0.01)
@@ -164,7 +164,7 @@ async def test_a_crashed_worker_is_replaced(pipeline: FacePipeline) -> None:
         (first,) = engine.pool.workers
         with pytest.raises(InferenceFailed):
             await engine.embed(poisoned)
-        for _ in range(100):
+        for _ in range(2000):  # generous: CI hosts are busy
             if engine.pool.workers and engine.pool.workers[0] is not first:
                 break
             await asyncio.sleep(0.01)
