@@ -74,9 +74,9 @@ async def catch_up(
     SQLite reads outside a write transaction), so a read that began after the
     generation was taken includes every change the index holds.
     """
+    same_model = (Face.model_name == model[0], Face.model_version == model[1])
     for _ in range(attempts):
         seen = index.generation
-        same_model = (Face.model_name == model[0], Face.model_version == model[1])
         count, id_sum = (
             await session.execute(
                 select(func.count(Face.id), func.coalesce(func.sum(Face.id), 0)).where(*same_model)
