@@ -24,7 +24,8 @@ from app.main import create_app
 from tests.service.factories import upload
 
 PG_ADMIN_URL = os.environ.get("FACESVC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_TEST_DB = "facesvc_test"
+# Its own name per checkout when set, so that two suites never TRUNCATE each other.
+PG_TEST_DB = os.environ.get("FACESVC_TEST_PG_DB", "facesvc_test")
 SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 
 
