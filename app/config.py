@@ -151,7 +151,18 @@ class Settings(BaseSettings):
         64, ge=1, description="Requests admitted to the pool at once; more get 503."
     )
     inference_deadline_ms: float = Field(
-        10_000.0, gt=0.0, description="A request still waiting after this gets 504."
+        10_000.0,
+        gt=0.0,
+        description="A request not answered this long after it arrived gets 503 `timeout`.",
+    )
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Database connections per API process. Held only for a request's "
+        "queries, never while it waits for inference.",
+    )
+    db_pool_timeout_s: float = Field(
+        5.0, gt=0, description="A request waiting this long for a connection gets 503."
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS."

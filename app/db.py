@@ -58,17 +58,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10, pool_timeout: float = 5.0) -> AsyncEngine:
+    """`pool_size` connections at most (no overflow); a request that waits `pool_timeout`
+    seconds for one gets 503 + Retry-After (`app.api.errors`), never a 500."""
     _ensure_sqlite_dir(url)
+    pool: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_timeout": pool_timeout,
+    }
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(async_url(url), connect_args={"timeout": 30})
+        if make_url(url).database in (None, "", ":memory:"):
+            pool = {}  # one shared in-memory connection (StaticPool): no pool to size
+        engine = create_async_engine(async_url(url), connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(async_url(url), pool_pre_ping=True)
+    return create_async_engine(async_url(url), pool_pre_ping=True, **pool)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def release(session: AsyncSession) -> None:
+    """End a read-only transaction so that its pooled connection goes back to the pool
+    before the request waits for inference; the session starts a new one when next used."""
+    await session.commit()
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -83,7 +83,9 @@ CohortDep = Annotated[Cohort | None, Depends(get_cohort)]
 
 async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the route returns (before the response
-    is sent), rolled back on any error. Repositories only flush."""
+    is sent), rolled back on any error. Repositories only flush. It takes a pooled
+    connection at its first query only, so services run inference before querying (or
+    `app.db.release` a read-only session first) and no connection waits on the model."""
     async with context.sessions() as session:
         try:
             yield session
@@ -108,14 +110,17 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 
     async def check(
         context: ContextDep,
-        session: SessionDep,
         key: Annotated[str | None, Security(api_key_header)],
     ) -> Principal:
         if context.settings.auth_mode == "open":
             return Principal(name="open-mode", scopes=frozenset({Scope.admin.value}))
         if not key:
             raise Unauthorized("missing X-API-Key header")
-        principal = await authenticate(session, key)
+        # A session of its own, closed at once: on the request's session the key lookup
+        # held a pooled connection through the whole inference, so a few slow requests
+        # starved every other one of connections.
+        async with context.sessions() as session:
+            principal = await authenticate(session, key)
         if principal is None:
             raise Unauthorized("unknown or revoked API key")
         if not principal.allows(scope):

@@ -103,6 +103,9 @@ class InferenceFailed(RetryLater):
     code = "inference_failed"
 
 
-class DeadlineExceeded(FacesvcError):
-    status_code = 504
+class DeadlineExceeded(RetryLater):
+    """The request's deadline passed before its inference ran: the service is behind.
+    A 503 with Retry-After (not a 504: there is no upstream gateway) so that clients
+    back off the same way as for `overloaded`."""
+
     code = "timeout"

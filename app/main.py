@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import db
 from app.api import errors
 from app.api.admission import AdmissionMiddleware
+from app.api.guard import ServerErrorGuard
 from app.api.limits import BodyLimitMiddleware
 from app.api.metrics import Metrics, MetricsMiddleware
 from app.calibration.cohort import Cohort
@@ -97,7 +98,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             )
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(db.upgrade, settings.database_url)
-        engine = db.create_engine(settings.database_url)
+        engine = db.create_engine(
+            settings.database_url, settings.db_pool_size, settings.db_pool_timeout_s
+        )
         sessions = db.create_sessionmaker(engine)
         sessions.configure(sync_session_class=IndexedSession)
         loaded = [pipeline] if pipeline is not None else await load_in_thread(settings)
@@ -152,8 +155,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             allow_headers=["*"],
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
-    app.add_middleware(AdmissionMiddleware, limit=settings.inference_queue_size, metrics=metrics)
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.inference_queue_size,
+        deadline_s=settings.inference_deadline_ms / 1000,
+        metrics=metrics,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(ServerErrorGuard)  # outermost of ours: see app.api.guard
     return app
 
 

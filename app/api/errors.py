@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.errors import FacesvcError, RetryLater
 
@@ -71,6 +73,21 @@ async def http_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return _response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
 
 
+async def database_busy_handler(request: Request, exc: Exception) -> JSONResponse:
+    """No pooled connection came free in time, or the database cannot be reached: a
+    passing condition, answered like an overloaded pool rather than as a 500."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return _response(
+        503, "unavailable", "the database is busy or unreachable", {"Retry-After": "1"}
+    )
+
+
+async def client_disconnected_handler(request: Request, _: Exception) -> Response:
+    """The client went away while its body was read: nobody is left to answer."""
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=499)  # nginx's code for it; never reaches the client
+
+
 async def unhandled_error_handler(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return _response(500, "internal_error", "internal server error")
@@ -80,6 +97,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FacesvcError, facesvc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_disconnected_handler)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, database_busy_handler)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, database_busy_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)
 
 
@@ -103,9 +123,9 @@ FACES: dict[int | str, dict[str, Any]] = {
     ),
     503: _doc(
         "`model_unavailable`; `overloaded` (inference queue full) or `inference_failed` "
-        "(a worker crashed), both with `Retry-After`"
+        "(a worker crashed), `timeout` (the request's deadline passed before its "
+        "inference ran), all with `Retry-After`"
     ),
-    504: _doc("`timeout`: the request waited longer than the inference deadline"),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("`not_found`: unknown id")}
 CONFLICT: dict[int | str, dict[str, Any]] = {

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.metrics import Metrics
 from app.config import Settings
+from app.db import release
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.face.pipeline import FaceResult
 from app.identities import repository as repo
@@ -90,6 +91,7 @@ async def enroll(
 ) -> EnrollOut:
     if form.external_id is not None and await repo.get_by_external_id(session, form.external_id):
         raise Conflict(f"external_id {form.external_id!r} is already enrolled")
+    await release(session)  # no pooled connection held through inference
     results = await inference.analyze(
         form.image, faces="largest" if form.largest_face else "single"
     )
@@ -112,6 +114,7 @@ async def add_face(
     metrics: Metrics,
 ) -> EnrollOut:
     identity = await load_identity(session, identity_id)
+    await release(session)  # no pooled connection held through inference
     results = await inference.analyze(
         form.image, faces="largest" if form.largest_face else "single"
     )

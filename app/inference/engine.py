@@ -4,7 +4,7 @@ Requests never run the pipeline themselves: they put a detection job, then an em
 job, on the scheduler's queues and await the result, so the event loop never blocks on
 inference. Worker threads (`app.inference.pool`) batch the embedding jobs of concurrent
 requests into one forward pass. At most `inference_queue_size` requests are in the pool
-at once (more get 503 `overloaded`), and a request whose deadline passes gets 504
+at once (more get 503 `overloaded`), and a request whose deadline passes gets 503
 `timeout`; its jobs still queued are dropped, not run.
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from app.errors import DeadlineExceeded, Overloaded
 from app.face.types import AlignedFace, Detection, Embedding, RGBImage
+from app.inference.deadline import request_deadline
 from app.inference.jobs import Job, Kind
 from app.inference.pool import WorkerPool
 from app.inference.scheduler import Scheduler
@@ -147,7 +148,10 @@ class InferenceEngine:
         return embeddings
 
     def _deadline(self, timeout: float | None) -> float:
-        return time.monotonic() + (self.deadline if timeout is None else timeout)
+        if timeout is not None:
+            return time.monotonic() + timeout
+        arrived = request_deadline.get()  # set by the HTTP layer when the request arrived
+        return arrived if arrived is not None else time.monotonic() + self.deadline
 
     @contextmanager
     def _admitted(self) -> Iterator[None]:

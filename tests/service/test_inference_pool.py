@@ -234,10 +234,13 @@ async def test_queue_full_answers_503_with_retry_after(
 
 
 @pytest.mark.anyio
-async def test_deadline_answers_504(pipeline: FacePipeline, tmp_path: Path) -> None:
+async def test_deadline_answers_503_with_retry_after(
+    pipeline: FacePipeline, tmp_path: Path
+) -> None:
     async with running_app(pipeline, tmp_path, inference_deadline_ms=1.0) as http:
         r = await recognize(http, people(1)[0])
-    assert r.status_code == 504 and r.json()["error"] == "timeout", r.text
+    assert r.status_code == 503 and r.json()["error"] == "timeout", r.text
+    assert r.headers["Retry-After"].isdigit()
 
 
 @pytest.mark.anyio
