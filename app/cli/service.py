@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,21 +71,62 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """One pool server per machine (unless FACESVC_INFERENCE_BACKEND=thread), warm
+    before the API processes start, and every process's metrics in one directory
+    (docs/architecture.md)."""
+    settings = Settings()
+    # In a private runtime directory: the pool socket speaks pickles to its own user only.
+    runtime = Path(tempfile.mkdtemp(prefix="facesvc-", dir=os.environ.get("XDG_RUNTIME_DIR")))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before prometheus_client loads
+        (runtime / "metrics").mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime / "metrics")
     import uvicorn
 
-    settings = Settings()
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
         os.environ["FACESVC_AUTO_MIGRATE"] = "false"  # done once here, not per worker
-    uvicorn.run(
-        "app.main:app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        log_level=settings.log_level.lower(),
-    )
+    pool: subprocess.Popen[bytes] | None = None
+    try:
+        if settings.inference_backend != "thread":
+            pool = _start_pool_server(runtime / "pool.sock")
+            if pool is None:
+                return 1
+        uvicorn.run(
+            "app.main:app_from_env",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.workers,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if pool is not None and pool.poll() is None:
+            pool.terminate()
+            try:
+                pool.wait(30)
+            except subprocess.TimeoutExpired:
+                pool.kill()
+        shutil.rmtree(runtime, ignore_errors=True)
     return 0
+
+
+def _start_pool_server(socket: Path) -> subprocess.Popen[bytes] | None:
+    """Start the pool server and wait until its workers are warm, so that nothing
+    listens on the port before the service can answer."""
+    from app.inference.server import wait_ready
+
+    os.environ["FACESVC_INFERENCE_POOL_SOCKET"] = str(socket)  # read by the API processes
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.inference.server", "--socket", str(socket)]
+    )
+    print("facesvc: waiting for the inference workers to load and warm up", file=sys.stderr)
+    if wait_ready(socket, 600.0, alive=lambda: server.poll() is None):
+        return server
+    print("facesvc: the inference pool server did not become ready", file=sys.stderr)
+    if server.poll() is None:
+        server.terminate()
+        server.wait(30)
+    return None
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -75,8 +75,9 @@ async def test_concurrent_faces_are_batched_and_match_unbatched(pipeline: FacePi
     photos = [photo(person) for person in people(8)]
     async with running_engine(pipeline, **BATCHING) as (engine, metrics):
         batched = await asyncio.gather(*(engine.analyze(p) for p in photos))
-    batches = sample(metrics, "facesvc_inference_batch_size_count", kind="embed")
-    jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="embed")
+    # An image is one job: decode, detect, align and embed run together on a worker.
+    batches = sample(metrics, "facesvc_inference_batch_size_count", kind="detect")
+    jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="detect")
     assert jobs == 8 and batches < 8, (jobs, batches)  # some batch held several requests
     for data, (result,) in zip(photos, batched, strict=True):
         (alone,) = pipeline.analyze(data)  # one image, one forward pass, no pool
@@ -91,8 +92,8 @@ async def test_concurrent_faces_are_batched_and_match_unbatched(pipeline: FacePi
 async def test_max_batch_one_switches_batching_off(pipeline: FacePipeline) -> None:
     async with running_engine(pipeline, inference_max_batch=1, **BATCHING) as (engine, metrics):
         await asyncio.gather(*(engine.analyze(photo(p)) for p in people(4)))
-    assert sample(metrics, "facesvc_inference_batch_size_count", kind="embed") == 4
-    assert sample(metrics, "facesvc_inference_batch_size_sum", kind="embed") == 4
+    assert sample(metrics, "facesvc_inference_batch_size_count", kind="detect") == 4
+    assert sample(metrics, "facesvc_inference_batch_size_sum", kind="detect") == 4
 
 
 @pytest.mark.anyio
@@ -154,7 +155,6 @@ async def test_work_past_its_deadline_is_dropped_not_run(pipeline: FacePipeline)
             await asyncio.sleep(0.01)
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="expired") == 1
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="done") == 1
-    assert sample(metrics, "facesvc_inference_jobs_total", kind="embed", outcome="done") == 1
 
 
 @pytest.mark.anyio
@@ -211,8 +211,8 @@ async def test_concurrent_requests_share_batches(pipeline: FacePipeline, tmp_pat
         responses = await asyncio.gather(*(recognize(http, p) for p in people(8)))
         assert [r.status_code for r in responses] == [200] * 8
         text = (await http.get("/metrics")).text
-    jobs = metric(text, 'facesvc_inference_batch_size_sum{kind="embed"}')
-    batches = metric(text, 'facesvc_inference_batch_size_count{kind="embed"}')
+    jobs = metric(text, 'facesvc_inference_batch_size_sum{kind="detect"}')
+    batches = metric(text, 'facesvc_inference_batch_size_count{kind="detect"}')
     assert jobs == 8 and batches < 8, text
     assert "facesvc_inference_queue_seconds_bucket" in text
     assert "facesvc_inference_model_seconds_bucket" in text
