@@ -89,7 +89,7 @@ class RemotePool:
                 if conn is None:
                     raise EOFError
                 message = conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # TypeError: closed under us by stop()
                 self._lost()
                 continue
             if message[0] == "status":

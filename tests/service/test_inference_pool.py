@@ -7,6 +7,7 @@ tests run the app on SQLite (the pool does not depend on the database).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +29,10 @@ from app.errors import (
     Overloaded,
 )
 from app.face.pipeline import FacePipeline
+from app.inference.deadline import request_deadline
 from app.inference.engine import InferenceEngine, batch_limits
+from app.inference.jobs import Job
+from app.inference.scheduler import Scheduler
 from app.main import create_app
 from tests.service.factories import no_face, people, photo, side_by_side, upload
 
@@ -57,6 +61,33 @@ async def running_engine(
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+# ---------------------------------------------------------------- scheduler
+
+
+def _job(deadline: float) -> Job:
+    return Job(None, deadline, lambda value, error, timings: None)
+
+
+def test_expired_jobs_leave_the_queue_and_do_not_count_against_its_capacity() -> None:
+    dropped: list[Job] = []
+    scheduler = Scheduler(2, 8, 0.0, max_detect_batch=8, on_drop=lambda _, j: dropped.extend(j))
+    now = time.monotonic()
+    stale = [_job(now + 0.05), _job(now + 0.05)]
+    for job in stale:
+        scheduler.submit("detect", job)
+    with pytest.raises(Overloaded):  # full, and nothing has expired yet
+        scheduler.submit("detect", _job(now + 60))
+    time.sleep(0.06)
+    fresh = _job(now + 60)
+    scheduler.submit("detect", fresh)  # the expired two make room
+    assert dropped == stale
+    assert scheduler.next_batch(0.1) == ("detect", [fresh])
+    scheduler.submit("detect", _job(time.monotonic() + 0.01))
+    time.sleep(0.02)
+    assert scheduler.next_batch(0.05) is None  # taken only to be dropped: never run
+    assert len(dropped) == 3
 
 
 # ---------------------------------------------------------------- engine
@@ -155,6 +186,26 @@ async def test_work_past_its_deadline_is_dropped_not_run(pipeline: FacePipeline)
             await asyncio.sleep(0.01)
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="expired") == 1
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="done") == 1
+
+
+@pytest.mark.anyio
+async def test_the_deadline_is_absolute_and_read_from_the_request(pipeline: FacePipeline) -> None:
+    crowd = side_by_side(*(photo(p) for p in people(6)))  # a slow job ahead in the queue
+    unbatched = {"inference_max_detect_batch": 1, **BATCHING}
+    async with running_engine(pipeline, **unbatched) as (engine, _):
+        slow = asyncio.create_task(engine.analyze(crowd, faces="all"))
+        await asyncio.sleep(0)
+        token = request_deadline.set(time.monotonic() + 0.05)  # set at request arrival
+        try:
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceeded):
+                await engine.analyze(photo(people(1)[0]))
+            assert time.monotonic() - started < 1.0
+        finally:
+            request_deadline.reset(token)
+        with pytest.raises(DeadlineExceeded):  # an explicit deadline wins
+            await engine.detect(photo(people(1)[0]), deadline=time.monotonic() - 1)
+        await slow
 
 
 @pytest.mark.anyio
