@@ -9,6 +9,7 @@ client reconnects.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -75,6 +76,16 @@ class RemotePool:
             except (OSError, ValueError):
                 del self.pending[job_id]
                 raise InferenceFailed("the inference pool server went away") from None
+
+    def cancel(self, job: Job) -> None:
+        """The caller gave up (disconnected, cancelled): the server drops the job unrun."""
+        with self._lock:
+            ids = [i for i, j in self.pending.items() if j is job]
+            conn = self._conn
+            if not ids or conn is None:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("cancel", ids[0]))
 
     def _connect(self) -> Connection | None:
         try:

@@ -201,5 +201,10 @@ class InferenceEngine:
             raise DeadlineExceeded(
                 "the request's inference deadline passed; try again later"
             ) from None
+        except asyncio.CancelledError:  # the client went away: tell a remote pool
+            cancel = getattr(self.pool, "cancel", None)
+            if cancel is not None:
+                cancel(job)
+            raise
         self.metrics.observe_stages(timings)
         return value

@@ -5,8 +5,9 @@
 It runs a `ProcessPool` (scheduler, proxy threads, worker processes) and listens on a
 Unix socket (multiprocessing.connection: length-prefixed pickles). Each API process
 (`app.inference.client.RemotePool`) keeps one connection and sends
-("job", id, kind, payload, deadline); the server answers ("result", id, value, error,
-timings) and pushes ("status", ready) whenever readiness changes. Chips returned by the
+("job", id, kind, payload, deadline), and ("cancel", id) when its caller gave up; the
+server answers ("result", id, value, error, timings) and pushes ("status", ready)
+whenever readiness changes. Chips returned by the
 workers stay in shared memory until the API process that asked takes them.
 
 The socket lives in a directory only its user can enter (`facesvc serve` makes it 0700):
@@ -24,6 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ class ClientLink:
         self.conn = conn
         self.name = f"client-{serial}"
         self.closed = False
+        self.cancelled: set[int] = set()  # job ids whose caller gave up
         self._send = threading.Lock()
 
     def send(self, message: Any) -> bool:
@@ -57,7 +60,11 @@ class ClientLink:
                 self.closed = True
                 return False
 
+    def gone(self, job_id: int) -> bool:
+        return self.closed or job_id in self.cancelled
+
     def reply(self, job_id: int, value: Any, error: BaseException | None, t: Timings) -> None:
+        self.cancelled.discard(job_id)
         if not self.send(("result", job_id, value, error, t)) and isinstance(value, Faces):
             value.release()  # nobody will take the chips any more
 
@@ -105,10 +112,14 @@ class PoolServer:
     def _read(self, link: ClientLink) -> None:
         while True:
             try:
-                _, job_id, kind, payload, deadline = link.conn.recv()
+                message = link.conn.recv()
             except (EOFError, OSError):
                 break
-            job = Job(payload, deadline, _replier(link, job_id), lambda: link.closed)
+            if message[0] == "cancel":
+                link.cancelled.add(message[1])
+                continue
+            _, job_id, kind, payload, deadline = message
+            job = Job(payload, deadline, _replier(link, job_id), partial(link.gone, job_id))
             try:
                 self.pool.submit(kind, job)
             except FacesvcError as exc:  # full, shutting down: answered at once

@@ -135,18 +135,19 @@ async def test_two_api_processes_fill_one_batch(
         sample(metrics, "facesvc_inference_batch_size_count", kind="detect"),
         sample(metrics, "facesvc_inference_batch_size_sum", kind="detect"),
     )
-    slow = side_by_side(*(photo(p) for p in people(6)))  # keeps the worker busy
+    slow = side_by_side(*(photo(p) for p in people(12)))  # keeps the worker busy
     photos = [photo(p, 2) for p in people(8)]
     async with (
         connected(pool_server.path, pipeline) as first,
         connected(pool_server.path, pipeline) as second,
     ):
         busy = asyncio.create_task(first.analyze(slow, faces="all"))
-        await asyncio.sleep(0.2)
+        while sample(metrics, "facesvc_inference_batch_size_count", kind="detect") == before[0]:
+            await asyncio.sleep(0.005)  # the worker has the slow job: the rest queue up
         results = await asyncio.gather(
             *(first.analyze(p) for p in photos[:4]), *(second.analyze(p) for p in photos[4:])
         )
-        assert len(await busy) == 6
+        assert len(await busy) == 12
         stages = first.metrics.stage_time
     batches = sample(metrics, "facesvc_inference_batch_size_count", kind="detect") - before[0]
     jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="detect") - before[1]
@@ -219,3 +220,31 @@ async def test_a_killed_worker_process_fails_its_requests_at_once_and_is_replace
     assert sample(metrics, "facesvc_inference_worker_restarts_total") == restarts + 1
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="crashed") >= 1
     assert 'facesvc_stage_seconds_count{stage="detect"}' in text
+
+
+@pytest.mark.anyio
+async def test_a_caller_that_gives_up_has_its_job_dropped_unrun(
+    pool_server: Server, pipeline: FacePipeline
+) -> None:
+    metrics = pool_server.metrics
+
+    def jobs(outcome: str) -> float:
+        return sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome=outcome)
+
+    expired, done = jobs("expired"), jobs("done")
+    taken = sample(metrics, "facesvc_inference_batch_size_count", kind="detect")
+    slow = side_by_side(*(photo(p) for p in people(12)))
+    async with connected(pool_server.path, pipeline) as engine:
+        busy = asyncio.create_task(engine.analyze(slow, faces="all"))
+        while sample(metrics, "facesvc_inference_batch_size_count", kind="detect") == taken:
+            await asyncio.sleep(0.005)
+        waiting = asyncio.create_task(engine.analyze(photo(people(1)[0])))
+        await asyncio.sleep(0.05)  # sent, queued behind the slow job
+        waiting.cancel()  # as a disconnecting client's request is
+        await busy
+        for _ in range(500):
+            if jobs("expired") > expired:
+                break
+            await asyncio.sleep(0.01)
+    assert jobs("expired") == expired + 1
+    assert jobs("done") == done + 1  # only the slow job ran
