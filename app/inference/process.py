@@ -232,6 +232,7 @@ class ProcessPool:
         from app.face.device import resolve_devices
 
         self.devices = resolve_devices(settings.device)
+        self.metrics = metrics
         self.scheduler = make_scheduler(settings, self.devices[0], metrics)
         self.start_timeout = start_timeout
         self.workers: list[ProcessWorker] = []

@@ -123,6 +123,7 @@ class PoolServer:
             try:
                 self.pool.submit(kind, job)
             except FacesvcError as exc:  # full, shutting down: answered at once
+                self.pool.metrics.rejected.inc()
                 job.fail(exc)
         link.closed = True  # its queued jobs are now abandoned: dropped, never run
         with self._lock:
