@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -85,11 +84,17 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
         os.environ["FACESVC_AUTO_MIGRATE"] = "false"  # done once here, not per worker
-    pool: subprocess.Popen[bytes] | None = None
+    pool = None
     try:
         if settings.inference_backend != "thread":
-            pool = _start_pool_server(runtime / "pool.sock")
-            if pool is None:
+            from app.inference.supervisor import Supervisor
+
+            # Read by the API processes: they send their jobs there.
+            os.environ["FACESVC_INFERENCE_POOL_SOCKET"] = str(runtime / "pool.sock")
+            pool = Supervisor(runtime / "pool.sock")
+            print("facesvc: waiting for the inference workers to warm up", file=sys.stderr)
+            if not pool.start(timeout=600.0):
+                print("facesvc: the inference pool did not become ready", file=sys.stderr)
                 return 1
         uvicorn.run(
             "app.main:app_from_env",
@@ -100,33 +105,10 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level.lower(),
         )
     finally:
-        if pool is not None and pool.poll() is None:
-            pool.terminate()
-            try:
-                pool.wait(30)
-            except subprocess.TimeoutExpired:
-                pool.kill()
+        if pool is not None:
+            pool.stop()
         shutil.rmtree(runtime, ignore_errors=True)
     return 0
-
-
-def _start_pool_server(socket: Path) -> subprocess.Popen[bytes] | None:
-    """Start the pool server and wait until its workers are warm, so that nothing
-    listens on the port before the service can answer."""
-    from app.inference.server import wait_ready
-
-    os.environ["FACESVC_INFERENCE_POOL_SOCKET"] = str(socket)  # read by the API processes
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.inference.server", "--socket", str(socket)]
-    )
-    print("facesvc: waiting for the inference workers to load and warm up", file=sys.stderr)
-    if wait_ready(socket, 600.0, alive=lambda: server.poll() is None):
-        return server
-    print("facesvc: the inference pool server did not become ready", file=sys.stderr)
-    if server.poll() is None:
-        server.terminate()
-        server.wait(30)
-    return None
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -23,10 +23,8 @@ import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from functools import partial
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
@@ -149,30 +147,6 @@ def _replier(link: ClientLink, job_id: int) -> Any:
     return settle
 
 
-def wait_ready(path: Path, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
-    """Block until the pool server at `path` reports ready (for `facesvc serve`);
-    False after `timeout` or once `alive()` says the server has exited."""
-    give_up = time.monotonic() + timeout
-    while alive() and time.monotonic() < give_up:
-        try:
-            conn = Client(str(path), family="AF_UNIX")
-        except (FileNotFoundError, ConnectionRefusedError):
-            time.sleep(0.2)
-            continue
-        with conn:
-            while alive() and time.monotonic() < give_up:
-                try:
-                    if not conn.poll(0.5):
-                        continue
-                    message = conn.recv()
-                except (EOFError, OSError):
-                    return False
-                if message[0] == "status" and message[1]:
-                    return True
-        return False
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     from app.api.metrics import Metrics
     from app.config import Settings
@@ -187,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    with contextlib.suppress(FileNotFoundError):
+        args.socket.unlink()  # left by a predecessor that was killed
     server = PoolServer(ProcessPool(settings, Metrics(), import_chips=False), args.socket)
     try:
         server.start()
