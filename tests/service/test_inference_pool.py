@@ -301,3 +301,40 @@ async def test_readyz_reflects_the_pool(pipeline: FacePipeline, tmp_path: Path) 
         assert stopped.status_code == 503 and stopped.json()["model"] is False
         r = await recognize(http, people(1)[0])
         assert r.status_code == 503 and r.json()["error"] == "overloaded"
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_stage_helper_times_a_block() -> None:
+    metrics = Metrics()
+    with metrics.stage("database"):
+        time.sleep(0.01)
+    metrics.observe_stages({"queue": 0.002, "detect": 0.05})
+    assert sample(metrics, "facesvc_stage_seconds_count", stage="database") == 1
+    assert sample(metrics, "facesvc_stage_seconds_sum", stage="database") >= 0.01
+    assert sample(metrics, "facesvc_stage_seconds_count", stage="detect") == 1
+
+
+def test_metrics_add_up_every_process(tmp_path: Path) -> None:
+    """Multiprocess mode (as under `facesvc serve`): two processes record, a third
+    renders both."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    record = (
+        "from app.api.metrics import Metrics; m = Metrics(); "
+        "m.stage_time.labels('database').observe(0.01); m.jobs.labels('detect', 'done').inc(); "
+        "m.queue_depth.labels('detect').set({depth})"
+    )
+    for depth in (3, 5):  # the later write wins: the pool server is one process
+        subprocess.run([sys.executable, "-c", record.format(depth=depth)], env=env, check=True)
+    render = "from app.api.metrics import Metrics; print(Metrics().render().decode())"
+    text = subprocess.run(
+        [sys.executable, "-c", render], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert 'facesvc_stage_seconds_count{stage="database"} 2.0' in text, text
+    assert 'facesvc_inference_jobs_total{kind="detect",outcome="done"} 2.0' in text, text
+    assert 'facesvc_inference_queue_depth{kind="detect"} 5.0' in text, text
