@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 POLL = 0.5  # seconds between liveness checks of an idle worker process
+HANG_GRACE = 30.0  # seconds past its batch's last deadline before a worker counts as hung
 
 
 def worker_main(conn: Connection, settings: Settings, device: str) -> None:
@@ -175,7 +176,13 @@ class ProcessWorker(threading.Thread):
                 return
             begin(self.metrics, kind, jobs)
             with self.metrics.model_time.labels(kind).time():
-                wait([conn, process.sentinel])
+                # A process that hangs well past every deadline of its batch is killed
+                # (and replaced) rather than holding its device forever.
+                hang = max(job.deadline for job in jobs) - time.monotonic() + HANG_GRACE
+                if not wait([conn, process.sentinel], max(hang, HANG_GRACE)):
+                    log.error("inference worker process %s hangs; killing it", process.name)
+                    process.kill()
+                    process.join(5)
                 reply = self._reply(conn)
             if reply is None:
                 self._died(jobs, kind)

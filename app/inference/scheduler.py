@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from app.errors import Overloaded
+from app.errors import DeadlineExceeded, Overloaded
 from app.inference.jobs import Job, Kind
 
 Batch = tuple[Kind, list[Job]]
@@ -136,8 +136,10 @@ class Scheduler:
         return expired
 
     def _dropped(self, kind: Kind, jobs: list[Job]) -> None:
+        # Answered all the same: a remote caller forgets the job only once it hears back.
+        expired = DeadlineExceeded("the request's deadline passed before inference started")
         for job in jobs:
-            job.release()
+            job.fail(expired)
         if jobs and self.on_drop is not None:
             self.on_drop(kind, jobs)
 

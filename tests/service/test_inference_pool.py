@@ -66,15 +66,20 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 # ---------------------------------------------------------------- scheduler
 
 
-def _job(deadline: float) -> Job:
-    return Job(None, deadline, lambda value, error, timings: None)
+def _job(deadline: float, answers: list[BaseException | None] | None = None) -> Job:
+    def settle(value: object, error: BaseException | None, timings: object) -> None:
+        if answers is not None:
+            answers.append(error)
+
+    return Job(None, deadline, settle)
 
 
 def test_expired_jobs_leave_the_queue_and_do_not_count_against_its_capacity() -> None:
     dropped: list[Job] = []
     scheduler = Scheduler(2, 8, 0.0, max_detect_batch=8, on_drop=lambda _, j: dropped.extend(j))
     now = time.monotonic()
-    stale = [_job(now + 0.05), _job(now + 0.05)]
+    answers: list[BaseException | None] = []
+    stale = [_job(now + 0.05, answers), _job(now + 0.05, answers)]
     for job in stale:
         scheduler.submit("detect", job)
     with pytest.raises(Overloaded):  # full, and nothing has expired yet
@@ -83,6 +88,7 @@ def test_expired_jobs_leave_the_queue_and_do_not_count_against_its_capacity() ->
     fresh = _job(now + 60)
     scheduler.submit("detect", fresh)  # the expired two make room
     assert dropped == stale
+    assert [type(a) for a in answers] == [DeadlineExceeded] * 2  # answered, never run
     assert scheduler.next_batch(0.1) == ("detect", [fresh])
     scheduler.submit("detect", _job(time.monotonic() + 0.01))
     time.sleep(0.02)
