@@ -113,9 +113,17 @@ class ProcessWorker(threading.Thread):
     def run(self) -> None:
         try:
             while not self.scheduler.closed:
-                if self._launch():
-                    self._serve()
-                elif not self.scheduler.closed:
+                try:
+                    if self._launch():
+                        self._serve()
+                        continue
+                except Exception:  # a bug here must not cost the pool a worker for good
+                    log.exception("inference proxy %s failed; starting over", self.name)
+                    self.failed = self.failed or self.launches == 1
+                    self.launched.set()
+                self.ready = False
+                self._end_process()
+                if not self.scheduler.closed:
                     time.sleep(1.0)  # a process that cannot load: do not spin
         finally:
             self.ready = False
