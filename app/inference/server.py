@@ -44,7 +44,8 @@ class ClientLink:
         self.conn = conn
         self.name = f"client-{serial}"
         self.closed = False
-        self.cancelled: set[int] = set()  # job ids whose caller gave up
+        self.live: set[int] = set()  # job ids not answered yet
+        self.cancelled: set[int] = set()  # ... of which the caller gave up
         self._send = threading.Lock()
 
     def send(self, message: Any) -> bool:
@@ -62,6 +63,7 @@ class ClientLink:
         return self.closed or job_id in self.cancelled
 
     def reply(self, job_id: int, value: Any, error: BaseException | None, t: Timings) -> None:
+        self.live.discard(job_id)
         self.cancelled.discard(job_id)
         if not self.send(("result", job_id, value, error, t)) and isinstance(value, Faces):
             value.release()  # nobody will take the chips any more
@@ -114,9 +116,11 @@ class PoolServer:
             except (EOFError, OSError):
                 break
             if message[0] == "cancel":
-                link.cancelled.add(message[1])
+                if message[1] in link.live:  # not answered in the meantime
+                    link.cancelled.add(message[1])
                 continue
             _, job_id, kind, payload, deadline = message
+            link.live.add(job_id)
             job = Job(payload, deadline, _replier(link, job_id), partial(link.gone, job_id))
             try:
                 self.pool.submit(kind, job)
