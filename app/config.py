@@ -124,12 +124,23 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body; unset means room for two images in base64.",
     )
-    # --- inference worker pool (app/inference) ---
+    # --- inference worker pool (app/inference, docs/architecture.md) ---
+    inference_backend: Literal["auto", "process", "thread"] = Field(
+        "auto",
+        description="Where inference runs: 'process' (worker processes, one pipeline "
+        "each), 'thread' (worker threads in the API process); 'auto': threads when the "
+        "app is handed a loaded pipeline (tests), processes otherwise.",
+    )
+    inference_pool_socket: Path | None = Field(
+        None,
+        description="Unix socket of a shared pool server; set by `facesvc serve` for its "
+        "API processes. Unset: the app starts its own pool in its lifespan.",
+    )
     inference_workers_per_device: int = Field(
         0,
         ge=0,
-        description="Worker threads per device; 0: one per GPU, and on the CPU the "
-        "number of cores over torch_threads (1 when torch_threads is 0).",
+        description="Workers (threads or processes) per device; 0: one per GPU, and on "
+        "the CPU the number of cores over torch_threads (1 when torch_threads is 0).",
     )
     inference_max_batch: int = Field(
         0,

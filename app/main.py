@@ -28,7 +28,7 @@ from app.health.router import router as health_router
 from app.identities.router import router as identities_router
 from app.index.gallery import GalleryIndex
 from app.index.sync import IndexedSession, catch_up
-from app.inference.engine import InferenceEngine, Pipeline
+from app.inference.engine import InferenceEngine, Pipeline, backend_for
 from app.recognition.router import router as recognition_router
 from app.stylize.router import router as stylize_router
 from app.stylize.runner import StyleRunner
@@ -103,8 +103,17 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         )
         sessions = db.create_sessionmaker(engine)
         sessions.configure(sync_session_class=IndexedSession)
-        loaded = [pipeline] if pipeline is not None else await load_in_thread(settings)
-        inference = InferenceEngine(loaded, settings, metrics)
+        # Thread backend: the pipelines loaded here run the jobs. Process backend: the
+        # worker processes load their own; this process keeps a CPU copy for metadata
+        # (model, embedding size, calibration) and never runs it.
+        backend = backend_for(settings, injected=pipeline is not None)
+        if pipeline is not None:
+            loaded = [pipeline]
+        elif backend == "thread":
+            loaded = await load_in_thread(settings)
+        else:
+            loaded = (await load_in_thread(settings.model_copy(update={"device": "cpu"})))[:1]
+        inference = InferenceEngine(loaded, settings, metrics, backend=backend)
         gallery = GalleryIndex(
             inference.backbone.embedding_size,
             settings.index_kind,
@@ -126,7 +135,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         app.state.context = Context(
             settings, engine, sessions, inference, gallery, metrics, stylize, verifier, cohort
         )
-        await inference.start()  # warm-up, then workers: /readyz reports them
+        await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:
             yield

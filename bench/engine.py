@@ -1,6 +1,7 @@
-"""The inference pool alone, batching on and off: what batching can give before HTTP.
+"""The inference pool alone: batching on and off, or 1 against N worker processes.
 
     python -m bench.engine [--clients 32] [--seconds 20] [--torch-threads 1]
+    python -m bench.engine --backend process --workers 1 2 [--clients 32] [--seconds 20]
 
 In one process, `--clients` closed-loop callers run `InferenceEngine.analyze` (decode,
 detect, align, embed: what /v1/verify asks of the pool) on the real photos of
@@ -9,6 +10,12 @@ tests/data/faces, against two engines built from one loaded pipeline: batching o
 turns in rounds of --seconds / 4 seconds so that background load hits both alike.
 No HTTP, no database: the ratio printed is the most batching can bring to the service's
 requests per second on this machine, whatever the web layer costs.
+
+With `--backend process`, one pool of worker processes per `--workers` count (each
+process loads its own pipeline, `--torch-threads` threads each) is started, then they
+take turns the same way; the ratio printed is the scaling from the first count to the
+last. On a 2-core machine, `--workers 1 2 --torch-threads 1` is the proof that no shared
+lock bounds the pool (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -53,6 +60,34 @@ async def requests_per_second(
     return done / (time.monotonic() - start)
 
 
+async def scaling(args: argparse.Namespace, base: Settings, photos: list[bytes]) -> None:
+    """Worker-process pools of each size in `args.workers`, in turns."""
+    pipeline = FacePipeline.load(base)  # metadata only: the workers load their own
+    engines = {}
+    for n in args.workers:
+        settings = base.model_copy(update={"inference_workers_per_device": n})
+        engine = InferenceEngine([pipeline], settings, Metrics(), backend="process")
+        started = time.monotonic()
+        await engine.start()
+        print(f"{n} worker processes warm in {time.monotonic() - started:.1f} s")
+        engines[n] = engine
+    rates: dict[int, list[float]] = {n: [] for n in args.workers}
+    try:
+        for _ in range(4):
+            for n, engine in engines.items():
+                rate = await requests_per_second(engine, photos, args.clients, args.seconds / 4)
+                rates[n].append(rate)
+    finally:
+        for engine in engines.values():
+            await engine.stop()
+    medians = {n: statistics.median(r) for n, r in rates.items()}
+    for n, rate in medians.items():
+        rounds = ", ".join(f"{r:.1f}" for r in rates[n])
+        print(f"{n} worker processes: {rate:.1f} requests/s (rounds: {rounds})")
+    first, last = args.workers[0], args.workers[-1]
+    print(f"{last} / {first} processes: {medians[last] / medians[first]:.2f}x")
+
+
 async def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.torch_threads)
     base = Settings(
@@ -62,10 +97,14 @@ async def main(args: argparse.Namespace) -> None:
         inference_deadline_ms=600_000,  # measure throughput, never time out
         inference_queue_size=max(64, args.clients),
     )
-    pipeline = FacePipeline.load(base)
     photos = [p.read_bytes() for p in sorted(FACES.glob("*.jpg"))]
     print(f"nproc {os.cpu_count()}, torch threads {args.torch_threads}, {args.clients} clients")
     print("load average at start:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if args.backend == "process":
+        await scaling(args, base, photos)
+        print("load average at end:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        return
+    pipeline = FacePipeline.load(base)
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(4):
         for mode, overrides in MODES.items():
@@ -88,4 +127,13 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0, help="per mode, in 4 rounds")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument(
+        "--backend",
+        choices=("thread", "process"),
+        default="thread",
+        help="thread: batching on/off in worker threads; process: --workers compared",
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker processes per pool"
+    )
     asyncio.run(main(parser.parse_args()))

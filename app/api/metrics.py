@@ -1,18 +1,38 @@
-"""Prometheus metrics, one registry per app (no import-time globals)."""
+"""Prometheus metrics, one registry per app (no import-time globals).
+
+Under `facesvc serve` every process (API processes, the pool server) writes its samples
+to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, chosen by
+that variable being set when prometheus_client is first imported); /metrics then adds
+up the files of all processes (`render`). Gauges computed from live state are set at
+scrape time (`on_scrape`) or on every change, never with `set_function`, which that
+mode cannot see.
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Where a request's time goes: queue wait, decode, detect, align, embed (measured where
+# they ran, in the worker), database (observed by the services via `Metrics.stage`).
+STAGES = ("queue", "decode", "detect", "align", "embed", "database")
+STAGE_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._scrape_hooks: list[Callable[[], None]] = []
         self.requests = Counter(
             "facesvc_http_requests",
             "HTTP requests by route and status.",
@@ -33,7 +53,18 @@ class Metrics:
             registry=self.registry,
         )
         self.index_size = Gauge(
-            "facesvc_index_size", "Faces in the search index.", registry=self.registry
+            "facesvc_index_size",
+            "Faces in the search index.",
+            registry=self.registry,
+            multiprocess_mode="max",  # every API process holds the same gallery
+        )
+        self.stage_time = Histogram(
+            "facesvc_stage_seconds",
+            "Time a request spent in each stage: queue (waiting for a worker), decode, "
+            "detect, align, embed (per batch the request was in), database.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
         )
 
         # The inference pool (app/inference); `kind` is "detect" or "embed".
@@ -42,6 +73,7 @@ class Metrics:
             "Jobs waiting for a worker.",
             ["kind"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",  # set by the one process holding the queues
         )
         self.batch_size = Histogram(
             "facesvc_inference_batch_size",
@@ -83,7 +115,35 @@ class Metrics:
         )
 
     def track_index(self, size: Callable[[], int]) -> None:
-        self.index_size.set_function(lambda: float(size()))
+        self.on_scrape(lambda: self.index_size.set(size()))
+
+    def on_scrape(self, hook: Callable[[], None]) -> None:
+        """Run `hook` before every scrape (to set gauges from live state)."""
+        self._scrape_hooks.append(hook)
+
+    def observe_stages(self, timings: Mapping[str, float]) -> None:
+        for stage, seconds in timings.items():
+            self.stage_time.labels(stage).observe(seconds)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a block as stage `name`: `with metrics.stage("database"): ...`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_time.labels(name).observe(time.perf_counter() - start)
+
+    def render(self) -> bytes:
+        """The exposition text: this process's registry, or in multiprocess mode every
+        process's samples added up."""
+        for hook in self._scrape_hooks:
+            hook()
+        if not os.environ.get(MULTIPROC_ENV):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 class MetricsMiddleware:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,20 +70,44 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """One pool server per machine (unless FACESVC_INFERENCE_BACKEND=thread), warm
+    before the API processes start, and every process's metrics in one directory
+    (docs/architecture.md)."""
+    settings = Settings()
+    # In a private runtime directory: the pool socket speaks pickles to its own user only.
+    runtime = Path(tempfile.mkdtemp(prefix="facesvc-", dir=os.environ.get("XDG_RUNTIME_DIR")))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before prometheus_client loads
+        (runtime / "metrics").mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime / "metrics")
     import uvicorn
 
-    settings = Settings()
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
         os.environ["FACESVC_AUTO_MIGRATE"] = "false"  # done once here, not per worker
-    uvicorn.run(
-        "app.main:app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        log_level=settings.log_level.lower(),
-    )
+    pool = None
+    try:
+        if settings.inference_backend != "thread":
+            from app.inference.supervisor import Supervisor
+
+            # Read by the API processes: they send their jobs there.
+            os.environ["FACESVC_INFERENCE_POOL_SOCKET"] = str(runtime / "pool.sock")
+            pool = Supervisor(runtime / "pool.sock")
+            print("facesvc: waiting for the inference workers to warm up", file=sys.stderr)
+            if not pool.start(timeout=600.0):
+                print("facesvc: the inference pool did not become ready", file=sys.stderr)
+                return 1
+        uvicorn.run(
+            "app.main:app_from_env",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.workers,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if pool is not None:
+            pool.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
     return 0
 
 

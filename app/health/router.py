@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -60,4 +61,6 @@ async def readyz(context: ContextDep) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **errors.PUBLIC},
 )
 async def metrics(context: ContextDep) -> Response:
-    return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # Rendering in multiprocess mode reads every process's files: off the event loop.
+    body = await anyio.to_thread.run_sync(context.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,11 +1,15 @@
 """`InferenceEngine`: the one place the service calls the face pipeline.
 
-Requests never run the pipeline themselves: they put a detection job, then an embedding
-job, on the scheduler's queues and await the result, so the event loop never blocks on
-inference. Worker threads (`app.inference.pool`) batch the embedding jobs of concurrent
-requests into one forward pass. At most `inference_queue_size` requests are in the pool
-at once (more get 503 `overloaded`), and a request whose deadline passes gets 503
-`timeout`; its jobs still queued are dropped, not run.
+Requests never run the pipeline themselves: they put a job on a pool's queues and await
+the result, so the event loop never blocks on inference. An image is one job (decode,
+detect, align and embed run together where the model lives); aligned chips are an
+"embed" job. Which pool (`app.inference.pool`): worker threads here, worker processes
+fed from here, or a pool server shared by every API process of `facesvc serve`.
+
+At most `inference_queue_size` requests are in the pool at once (more get 503
+`overloaded`). Every job carries an absolute deadline (`app.inference.deadline`): a job
+whose deadline passes leaves the queue without running, and its caller gets
+`DeadlineExceeded` (503 `timeout`).
 """
 
 from __future__ import annotations
@@ -14,29 +18,28 @@ import asyncio
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio.to_thread
 import numpy as np
 
 from app.errors import DeadlineExceeded, Overloaded
 from app.face.types import AlignedFace, Detection, Embedding, RGBImage
-from app.inference.deadline import request_deadline
-from app.inference.jobs import Job, Kind
-from app.inference.pool import WorkerPool
-from app.inference.scheduler import Scheduler
-from app.inference.worker import DetectRequest, EmbedRequest, FaceMode
+from app.inference import deadline as deadlines
+from app.inference.jobs import Kind, future_job
+from app.inference.pool import Pool, ThreadPool, batch_limits
+from app.inference.shm import ShmArray
+from app.inference.tasks import DetectRequest, EmbedRequest, FaceMode, Faces
 
 if TYPE_CHECKING:
-    import torch
-
     from app.api.metrics import Metrics
     from app.config import Settings
     from app.face.backbones.base import Backbone
     from app.face.pipeline import FaceResult
 
-__all__ = ["FaceMode", "InferenceEngine", "Pipeline"]
+__all__ = ["FaceMode", "InferenceEngine", "Pipeline", "backend_for", "batch_limits"]
+
+Backend = Literal["thread", "process"]
 
 
 class Pipeline(Protocol):
@@ -61,41 +64,47 @@ class Pipeline(Protocol):
     def embed_chips(self, chips: Sequence[RGBImage] | np.ndarray) -> Embedding: ...
 
 
-def batch_limits(settings: Settings, device: torch.device) -> tuple[int, int]:
-    """(max_batch, max_detect_batch): the settings, or where 0 the device's defaults. A GPU
-    needs far larger batches than a CPU before a forward pass stops getting cheaper per
-    face."""
-    gpu = device.type == "cuda"
-    max_batch = settings.inference_max_batch or (256 if gpu else 32)
-    max_detect_batch = settings.inference_max_detect_batch or (32 if gpu else 8)
-    return max_batch, max_detect_batch
+def backend_for(settings: Settings, *, injected: bool) -> Backend:
+    """FACESVC_INFERENCE_BACKEND, or when "auto": threads on a pipeline handed in (tests
+    share one loaded model between apps), worker processes otherwise."""
+    if settings.inference_backend != "auto":
+        return settings.inference_backend
+    return "thread" if injected else "process"
+
+
+def make_pool(
+    pipelines: Sequence[Pipeline], settings: Settings, metrics: Metrics, backend: Backend
+) -> Pool:
+    if backend == "thread":
+        return ThreadPool(pipelines, settings, metrics)
+    if settings.inference_pool_socket is not None:
+        from app.inference.client import RemotePool
+
+        return RemotePool(settings.inference_pool_socket, metrics)
+    from app.inference.process import ProcessPool
+
+    return ProcessPool(settings, metrics)
 
 
 class InferenceEngine:
-    """`pipelines`: one loaded pipeline per device (`app.main.load_pipelines`)."""
+    """`pipelines`: one loaded pipeline per device (`app.main.load_pipelines`); with the
+    process backend only their metadata (backbone, model) is used here."""
 
-    def __init__(self, pipelines: Sequence[Pipeline], settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        pipelines: Sequence[Pipeline],
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        backend: Backend = "thread",
+    ) -> None:
         self.pipelines = list(pipelines)
         self.metrics = metrics
+        self.backend = backend
         self.queue_size = settings.inference_queue_size
-        self.deadline = settings.inference_deadline_ms / 1000
-        max_batch, max_detect_batch = batch_limits(settings, self.backbone.device)
-        self.scheduler = Scheduler(
-            settings.inference_queue_size,
-            max_batch,
-            settings.inference_max_wait_ms / 1000,
-            max_detect_batch=max_detect_batch,
-        )
-        self.pool = WorkerPool(
-            self.pipelines,
-            self.scheduler,
-            metrics,
-            workers_per_device=settings.inference_workers_per_device,
-            torch_threads=settings.torch_threads,
-        )
+        self.default_deadline = settings.inference_deadline_ms / 1000
+        self.pool = make_pool(self.pipelines, settings, metrics, backend)
         self.pending = 0  # requests in the pool; only touched on the event loop
-        for kind in ("detect", "embed"):
-            metrics.queue_depth.labels(kind).set_function(partial(self.scheduler.depth, kind))
 
     @property
     def backbone(self) -> Backbone:
@@ -116,42 +125,56 @@ class InferenceEngine:
         await anyio.to_thread.run_sync(self.pool.stop)
 
     async def analyze(
-        self, data: bytes, *, faces: FaceMode = "single", timeout: float | None = None
+        self,
+        data: bytes,
+        *,
+        faces: FaceMode = "single",
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> list[FaceResult]:
         from app.face.pipeline import FaceResult
 
-        deadline = self._deadline(timeout)
         with self._admitted():
-            aligned: list[AlignedFace] = await self._run(
-                "detect", DetectRequest(data, faces), deadline
+            found: Faces = await self._run(
+                "detect", DetectRequest(data, faces), self._deadline(deadline, timeout)
             )
-            chips = [face.chip for face in aligned]
-            embeddings = await self._run("embed", EmbedRequest(chips), deadline)
+        chips = found.chips
+        assert isinstance(chips, np.ndarray)  # imported by the pool
         return [
-            FaceResult(detection=face.detection, embedding=embedding, aligned=face)
-            for face, embedding in zip(aligned, embeddings, strict=True)
+            FaceResult(detection, embedding, AlignedFace(chip, detection))
+            for detection, embedding, chip in zip(
+                found.detections, found.embeddings, chips, strict=True
+            )
         ]
 
-    async def detect(self, data: bytes, *, timeout: float | None = None) -> list[Detection]:
+    async def detect(
+        self, data: bytes, *, timeout: float | None = None, deadline: float | None = None
+    ) -> list[Detection]:
         with self._admitted():
             detections: list[Detection] = await self._run(
-                "detect", DetectRequest(data, None), self._deadline(timeout)
+                "detect", DetectRequest(data, None), self._deadline(deadline, timeout)
             )
         return detections
 
-    async def embed(self, chips: list[RGBImage], *, timeout: float | None = None) -> Embedding:
+    async def embed(
+        self,
+        chips: Sequence[RGBImage] | np.ndarray,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> Embedding:
         """Aligned crops -> embeddings, batched with other requests' faces."""
+        array = np.ascontiguousarray(np.stack(list(chips)))
         with self._admitted():
+            # Across processes the pixels travel in shared memory, not in a pickle.
+            payload = EmbedRequest(array if self.backend == "thread" else ShmArray.put(array))
             embeddings: Embedding = await self._run(
-                "embed", EmbedRequest(chips), self._deadline(timeout)
+                "embed", payload, self._deadline(deadline, timeout)
             )
         return embeddings
 
-    def _deadline(self, timeout: float | None) -> float:
-        if timeout is not None:
-            return time.monotonic() + timeout
-        arrived = request_deadline.get()  # set by the HTTP layer when the request arrived
-        return arrived if arrived is not None else time.monotonic() + self.deadline
+    def _deadline(self, deadline: float | None, timeout: float | None) -> float:
+        return deadlines.resolve(deadline, timeout, self.default_deadline)
 
     @contextmanager
     def _admitted(self) -> Iterator[None]:
@@ -164,14 +187,24 @@ class InferenceEngine:
         finally:
             self.pending -= 1
 
-    async def _run(self, kind: Kind, payload: object, deadline: float) -> Any:
-        loop = asyncio.get_running_loop()
-        job = Job(payload, deadline, loop, loop.create_future())
-        self.scheduler.submit(kind, job)
+    async def _run(self, kind: Kind, payload: Any, deadline: float) -> Any:
+        job, future = future_job(payload, deadline, asyncio.get_running_loop())
         try:
-            # On timeout wait_for cancels the future: a worker then skips the job.
-            return await asyncio.wait_for(job.future, max(0.0, deadline - time.monotonic()))
+            self.pool.submit(kind, job)
+        except BaseException:
+            job.release()
+            raise
+        try:
+            # On timeout wait_for cancels the future: the pool then drops the job.
+            value, timings = await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             raise DeadlineExceeded(
                 "the request's inference deadline passed; try again later"
             ) from None
+        except asyncio.CancelledError:  # the client went away: tell a remote pool
+            cancel = getattr(self.pool, "cancel", None)
+            if cancel is not None:
+                cancel(job)
+            raise
+        self.metrics.observe_stages(timings)
+        return value

@@ -1,5 +1,13 @@
-"""The worker threads: a few per device, each running its device's pipeline. A worker
-that crashes is replaced by a fresh one on the same pipeline."""
+"""The pools behind `InferenceEngine`, and what they share.
+
+- `ThreadPool` (backend "thread"): worker threads in this process on already loaded
+  pipelines; the test suite's backend (one model shared by many apps).
+- `app.inference.process.ProcessPool` (backend "process"): worker processes, one
+  pipeline each, fed by proxy threads here.
+- `app.inference.client.RemotePool`: the jobs go to a pool server (`facesvc serve`).
+
+The first two run the same `Scheduler` and the same batch code (`tasks.run_batch`).
+"""
 
 from __future__ import annotations
 
@@ -7,27 +15,70 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import torch
 
 from app.errors import Overloaded
+from app.inference.jobs import Job, Kind
 from app.inference.scheduler import Scheduler
-from app.inference.worker import Worker
+from app.inference.worker import Worker, count
 
 if TYPE_CHECKING:
     from app.api.metrics import Metrics
+    from app.config import Settings
     from app.inference.engine import Pipeline
 
 log = logging.getLogger(__name__)
 
 
-def workers_per_device(pipeline: Pipeline, configured: int, torch_threads: int) -> int:
+class Pool(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    def submit(self, kind: Kind, job: Job) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def batch_limits(settings: Settings, device: torch.device) -> tuple[int, int]:
+    """(max_batch, max_detect_batch): the settings, or where 0 the device's defaults. A GPU
+    needs far larger batches than a CPU before a forward pass stops getting cheaper per
+    face."""
+    gpu = device.type == "cuda"
+    max_batch = settings.inference_max_batch or (256 if gpu else 32)
+    max_detect_batch = settings.inference_max_detect_batch or (32 if gpu else 8)
+    return max_batch, max_detect_batch
+
+
+def make_scheduler(settings: Settings, device: torch.device, metrics: Metrics) -> Scheduler:
+    max_batch, max_detect_batch = batch_limits(settings, device)
+
+    def dropped(kind: Kind, jobs: list[Job]) -> None:
+        count(metrics, kind, "expired", len(jobs))  # dropped, never run
+
+    def depth(kind: Kind, n: int) -> None:
+        metrics.queue_depth.labels(kind).set(n)
+
+    return Scheduler(
+        settings.inference_queue_size,
+        max_batch,
+        settings.inference_max_wait_ms / 1000,
+        max_detect_batch=max_detect_batch,
+        on_drop=dropped,
+        on_depth=depth,
+    )
+
+
+def workers_per_device(device: torch.device, configured: int, torch_threads: int) -> int:
     """`configured` when set; else one per GPU (its own batching keeps it busy), and on
     the CPU as many as there are cores for `torch_threads` threads each."""
     if configured > 0:
         return configured
-    if pipeline.backbone.device.type != "cpu" or torch_threads <= 0:
+    if device.type != "cpu" or torch_threads <= 0:
         return 1
     return max(1, len(os.sched_getaffinity(0)) // torch_threads)
 
@@ -39,21 +90,15 @@ def warm_up(pipeline: Pipeline) -> None:
     pipeline.embed_chips(np.zeros((1, size, size, 3), np.uint8))
 
 
-class WorkerPool:
-    def __init__(
-        self,
-        pipelines: Sequence[Pipeline],
-        scheduler: Scheduler,
-        metrics: Metrics,
-        *,
-        workers_per_device: int = 0,
-        torch_threads: int = 0,
-    ) -> None:
+class ThreadPool:
+    """Worker threads on already loaded pipelines; a crashed worker is replaced."""
+
+    def __init__(self, pipelines: Sequence[Pipeline], settings: Settings, metrics: Metrics) -> None:
         self.pipelines = list(pipelines)
-        self.scheduler = scheduler
+        self.scheduler = make_scheduler(settings, self.pipelines[0].backbone.device, metrics)
         self.metrics = metrics
-        self.configured_workers = workers_per_device
-        self.torch_threads = torch_threads
+        self.configured_workers = settings.inference_workers_per_device
+        self.torch_threads = settings.torch_threads
         self.workers: list[Worker] = []
         self._lock = threading.Lock()
         self._started = False
@@ -69,19 +114,23 @@ class WorkerPool:
             serving = {id(w.pipeline) for w in self.workers if w.is_alive()}
             return all(id(p) in serving for p in self.pipelines)
 
+    def submit(self, kind: Kind, job: Job) -> None:
+        self.scheduler.submit(kind, job)
+
     def start(self) -> None:
         """Warm every pipeline up, then start its workers (blocking: call off the loop)."""
         for pipeline in self.pipelines:
             warm_up(pipeline)
         with self._lock:
             for pipeline in self.pipelines:
-                count = workers_per_device(pipeline, self.configured_workers, self.torch_threads)
-                for _ in range(count):
+                device = pipeline.backbone.device
+                n = workers_per_device(device, self.configured_workers, self.torch_threads)
+                for _ in range(n):
                     self._spawn(pipeline)
             self.scheduler.workers = len(self.workers)
             self._started = True
         log.info(
-            "inference pool: %d workers on %s",
+            "inference pool: %d worker threads on %s",
             len(self.workers),
             ", ".join(str(p.backbone.device) for p in self.pipelines),
         )

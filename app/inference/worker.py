@@ -1,22 +1,20 @@
-"""A worker thread: takes batches from the scheduler and runs them on its device's
-pipeline. torch releases the GIL inside its kernels, so threads run in parallel."""
+"""Running batches: the bookkeeping every worker shares, and the worker thread of the
+thread backend (torch releases the GIL inside its kernels, so threads overlap)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from app.errors import FacesvcError, InferenceFailed
-from app.face.types import RGBImage
+from app.errors import InferenceFailed
 from app.inference.jobs import Job, Kind
 from app.inference.scheduler import Scheduler
+from app.inference.tasks import Outcome, run_batch
 
 if TYPE_CHECKING:
     from app.api.metrics import Metrics
@@ -24,23 +22,47 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FaceMode = Literal["single", "largest", "all"]
+
+def begin(metrics: Metrics, kind: Kind, jobs: list[Job]) -> None:
+    """A worker took `jobs`: record how long they waited and how many share the batch."""
+    now = time.monotonic()
+    for job in jobs:
+        waited = now - job.enqueued
+        job.timings["queue"] = waited
+        metrics.queue_time.labels(kind).observe(waited)
+    metrics.batch_size.labels(kind).observe(len(jobs))
 
 
-@dataclass(frozen=True)
-class DetectRequest:
-    """Decode and detect; with `faces` set, also choose and align the faces."""
+def finish(metrics: Metrics, kind: Kind, jobs: Sequence[Job], outcomes: Sequence[Outcome]) -> None:
+    done = errors = 0
+    for job, (value, error, timings) in zip(jobs, outcomes, strict=True):
+        job.timings.update(timings)
+        if error is not None:
+            job.fail(error)
+            errors += 1
+        else:
+            job.resolve(value)
+            done += 1
+    count(metrics, kind, "done", done)
+    count(metrics, kind, "error", errors)
 
-    data: bytes
-    faces: FaceMode | None
+
+def crashed(metrics: Metrics, kind: Kind, jobs: Sequence[Job], why: str) -> None:
+    failure = InferenceFailed(f"the inference worker {why}; retry the request")
+    for job in jobs:
+        job.fail(failure)
+    count(metrics, kind, "crashed", len(jobs))
 
 
-@dataclass(frozen=True)
-class EmbedRequest:
-    chips: list[RGBImage]
+def count(metrics: Metrics, kind: Kind, outcome: str, n: int = 1) -> None:
+    if n:
+        metrics.jobs.labels(kind, outcome).inc(n)
 
 
 class Worker(threading.Thread):
+    """A worker thread on `pipeline`. An exception other than a domain error ends it
+    (its jobs get 503 inference_failed); `on_exit` replaces it."""
+
     def __init__(
         self,
         name: str,
@@ -56,81 +78,24 @@ class Worker(threading.Thread):
         self.metrics = metrics
         self.torch_threads = torch_threads
         self.on_exit = on_exit
-        self.in_flight: list[Job] = []
-        self.in_flight_kind: Kind = "detect"
 
     def run(self) -> None:
         crash: BaseException | None = None
+        kind: Kind = "detect"
+        jobs: list[Job] = []
         try:
             if self.torch_threads > 0:
                 torch.set_num_threads(self.torch_threads)
             while (batch := self.scheduler.next_batch()) is not None:
-                self._run_batch(*batch)
+                kind, jobs = batch
+                begin(self.metrics, kind, jobs)
+                with self.metrics.model_time.labels(kind).time():
+                    outcomes = run_batch(self.pipeline, kind, [job.payload for job in jobs])
+                finish(self.metrics, kind, jobs, outcomes)
+                jobs = []
         except BaseException as exc:  # anything but a domain error: this worker is done
             crash = exc
             log.exception("inference worker %s crashed; replacing it", self.name)
-            failure = InferenceFailed("the inference worker crashed; retry the request")
-            for job in self.in_flight:
-                job.fail(failure)
-            self._count(self.in_flight_kind, "crashed", len(self.in_flight))
+            crashed(self.metrics, kind, jobs, "crashed")
         finally:
             self.on_exit(self, crash)
-
-    def _run_batch(self, kind: Kind, jobs: list[Job]) -> None:
-        now = time.monotonic()
-        live = [job for job in jobs if not job.abandoned]
-        self._count(kind, "expired", len(jobs) - len(live))  # dropped, never run
-        for job in live:
-            self.metrics.queue_time.labels(kind).observe(now - job.enqueued)
-        if not live:
-            return
-        self.in_flight_kind, self.in_flight = kind, live
-        self.metrics.batch_size.labels(kind).observe(len(live))
-        with self.metrics.model_time.labels(kind).time():
-            if kind == "embed":
-                self._embed(live)
-            else:
-                self._detect(live)
-        self.in_flight = []
-
-    def _detect(self, jobs: list[Job]) -> None:
-        """Decode each job's image, detect in all of them at once (same-size images
-        share MTCNN's passes), then choose and align each job's faces."""
-        decoded: list[tuple[Job, RGBImage]] = []
-        for job in jobs:
-            try:
-                decoded.append((job, self.pipeline.decode(job.payload.data)))
-            except FacesvcError as exc:  # invalid_image, too large, ...: the caller's answer
-                self._fail(job, exc)
-        found = self.pipeline.detect_many([image for _, image in decoded])
-        for (job, image), detections in zip(decoded, found, strict=True):
-            request: DetectRequest = job.payload
-            if request.faces is None:
-                job.resolve(detections)
-                self._count("detect", "done")
-                continue
-            try:
-                aligned = self.pipeline.select(image, detections, faces=request.faces)
-            except FacesvcError as exc:  # no_face, multiple_faces
-                self._fail(job, exc)
-                continue
-            job.resolve(aligned)
-            self._count("detect", "done")
-
-    def _fail(self, job: Job, error: FacesvcError) -> None:
-        job.fail(error)
-        self._count("detect", "error")
-
-    def _embed(self, jobs: list[Job]) -> None:
-        """One forward pass for every chip of every job, split back per job."""
-        requests: list[EmbedRequest] = [job.payload for job in jobs]
-        chips = [chip for request in requests for chip in request.chips]
-        embeddings = self.pipeline.embed_chips(chips)
-        bounds = np.cumsum([len(request.chips) for request in requests])[:-1]
-        for job, part in zip(jobs, np.split(embeddings, bounds), strict=True):
-            job.resolve(part)
-        self._count("embed", "done", len(jobs))
-
-    def _count(self, kind: Kind, outcome: str, n: int = 1) -> None:
-        if n:
-            self.metrics.jobs.labels(kind, outcome).inc(n)

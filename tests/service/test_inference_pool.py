@@ -7,6 +7,7 @@ tests run the app on SQLite (the pool does not depend on the database).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +29,10 @@ from app.errors import (
     Overloaded,
 )
 from app.face.pipeline import FacePipeline
+from app.inference.deadline import request_deadline
 from app.inference.engine import InferenceEngine, batch_limits
+from app.inference.jobs import Job
+from app.inference.scheduler import Scheduler
 from app.main import create_app
 from tests.service.factories import no_face, people, photo, side_by_side, upload
 
@@ -59,6 +63,39 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+# ---------------------------------------------------------------- scheduler
+
+
+def _job(deadline: float, answers: list[BaseException | None] | None = None) -> Job:
+    def settle(value: object, error: BaseException | None, timings: object) -> None:
+        if answers is not None:
+            answers.append(error)
+
+    return Job(None, deadline, settle)
+
+
+def test_expired_jobs_leave_the_queue_and_do_not_count_against_its_capacity() -> None:
+    dropped: list[Job] = []
+    scheduler = Scheduler(2, 8, 0.0, max_detect_batch=8, on_drop=lambda _, j: dropped.extend(j))
+    now = time.monotonic()
+    answers: list[BaseException | None] = []
+    stale = [_job(now + 0.05, answers), _job(now + 0.05, answers)]
+    for job in stale:
+        scheduler.submit("detect", job)
+    with pytest.raises(Overloaded):  # full, and nothing has expired yet
+        scheduler.submit("detect", _job(now + 60))
+    time.sleep(0.06)
+    fresh = _job(now + 60)
+    scheduler.submit("detect", fresh)  # the expired two make room
+    assert dropped == stale
+    assert [type(a) for a in answers] == [DeadlineExceeded] * 2  # answered, never run
+    assert scheduler.next_batch(0.1) == ("detect", [fresh])
+    scheduler.submit("detect", _job(time.monotonic() + 0.01))
+    time.sleep(0.02)
+    assert scheduler.next_batch(0.05) is None  # taken only to be dropped: never run
+    assert len(dropped) == 3
+
+
 # ---------------------------------------------------------------- engine
 
 
@@ -75,8 +112,9 @@ async def test_concurrent_faces_are_batched_and_match_unbatched(pipeline: FacePi
     photos = [photo(person) for person in people(8)]
     async with running_engine(pipeline, **BATCHING) as (engine, metrics):
         batched = await asyncio.gather(*(engine.analyze(p) for p in photos))
-    batches = sample(metrics, "facesvc_inference_batch_size_count", kind="embed")
-    jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="embed")
+    # An image is one job: decode, detect, align and embed run together on a worker.
+    batches = sample(metrics, "facesvc_inference_batch_size_count", kind="detect")
+    jobs = sample(metrics, "facesvc_inference_batch_size_sum", kind="detect")
     assert jobs == 8 and batches < 8, (jobs, batches)  # some batch held several requests
     for data, (result,) in zip(photos, batched, strict=True):
         (alone,) = pipeline.analyze(data)  # one image, one forward pass, no pool
@@ -91,8 +129,8 @@ async def test_concurrent_faces_are_batched_and_match_unbatched(pipeline: FacePi
 async def test_max_batch_one_switches_batching_off(pipeline: FacePipeline) -> None:
     async with running_engine(pipeline, inference_max_batch=1, **BATCHING) as (engine, metrics):
         await asyncio.gather(*(engine.analyze(photo(p)) for p in people(4)))
-    assert sample(metrics, "facesvc_inference_batch_size_count", kind="embed") == 4
-    assert sample(metrics, "facesvc_inference_batch_size_sum", kind="embed") == 4
+    assert sample(metrics, "facesvc_inference_batch_size_count", kind="detect") == 4
+    assert sample(metrics, "facesvc_inference_batch_size_sum", kind="detect") == 4
 
 
 @pytest.mark.anyio
@@ -154,7 +192,26 @@ async def test_work_past_its_deadline_is_dropped_not_run(pipeline: FacePipeline)
             await asyncio.sleep(0.01)
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="expired") == 1
     assert sample(metrics, "facesvc_inference_jobs_total", kind="detect", outcome="done") == 1
-    assert sample(metrics, "facesvc_inference_jobs_total", kind="embed", outcome="done") == 1
+
+
+@pytest.mark.anyio
+async def test_the_deadline_is_absolute_and_read_from_the_request(pipeline: FacePipeline) -> None:
+    crowd = side_by_side(*(photo(p) for p in people(6)))  # a slow job ahead in the queue
+    unbatched = {"inference_max_detect_batch": 1, **BATCHING}
+    async with running_engine(pipeline, **unbatched) as (engine, _):
+        slow = asyncio.create_task(engine.analyze(crowd, faces="all"))
+        await asyncio.sleep(0)
+        token = request_deadline.set(time.monotonic() + 0.05)  # set at request arrival
+        try:
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceeded):
+                await engine.analyze(photo(people(1)[0]))
+            assert time.monotonic() - started < 1.0
+        finally:
+            request_deadline.reset(token)
+        with pytest.raises(DeadlineExceeded):  # an explicit deadline wins
+            await engine.detect(photo(people(1)[0]), deadline=time.monotonic() - 1)
+        await slow
 
 
 @pytest.mark.anyio
@@ -211,8 +268,8 @@ async def test_concurrent_requests_share_batches(pipeline: FacePipeline, tmp_pat
         responses = await asyncio.gather(*(recognize(http, p) for p in people(8)))
         assert [r.status_code for r in responses] == [200] * 8
         text = (await http.get("/metrics")).text
-    jobs = metric(text, 'facesvc_inference_batch_size_sum{kind="embed"}')
-    batches = metric(text, 'facesvc_inference_batch_size_count{kind="embed"}')
+    jobs = metric(text, 'facesvc_inference_batch_size_sum{kind="detect"}')
+    batches = metric(text, 'facesvc_inference_batch_size_count{kind="detect"}')
     assert jobs == 8 and batches < 8, text
     assert "facesvc_inference_queue_seconds_bucket" in text
     assert "facesvc_inference_model_seconds_bucket" in text
@@ -253,3 +310,40 @@ async def test_readyz_reflects_the_pool(pipeline: FacePipeline, tmp_path: Path) 
         assert stopped.status_code == 503 and stopped.json()["model"] is False
         r = await recognize(http, people(1)[0])
         assert r.status_code == 503 and r.json()["error"] == "overloaded"
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_stage_helper_times_a_block() -> None:
+    metrics = Metrics()
+    with metrics.stage("database"):
+        time.sleep(0.01)
+    metrics.observe_stages({"queue": 0.002, "detect": 0.05})
+    assert sample(metrics, "facesvc_stage_seconds_count", stage="database") == 1
+    assert sample(metrics, "facesvc_stage_seconds_sum", stage="database") >= 0.01
+    assert sample(metrics, "facesvc_stage_seconds_count", stage="detect") == 1
+
+
+def test_metrics_add_up_every_process(tmp_path: Path) -> None:
+    """Multiprocess mode (as under `facesvc serve`): two processes record, a third
+    renders both."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    record = (
+        "from app.api.metrics import Metrics; m = Metrics(); "
+        "m.stage_time.labels('database').observe(0.01); m.jobs.labels('detect', 'done').inc(); "
+        "m.queue_depth.labels('detect').set({depth})"
+    )
+    for depth in (3, 5):  # the later write wins: the pool server is one process
+        subprocess.run([sys.executable, "-c", record.format(depth=depth)], env=env, check=True)
+    render = "from app.api.metrics import Metrics; print(Metrics().render().decode())"
+    text = subprocess.run(
+        [sys.executable, "-c", render], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert 'facesvc_stage_seconds_count{stage="database"} 2.0' in text, text
+    assert 'facesvc_inference_jobs_total{kind="detect",outcome="done"} 2.0' in text, text
+    assert 'facesvc_inference_queue_depth{kind="detect"} 5.0' in text, text
