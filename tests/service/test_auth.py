@@ -85,7 +85,7 @@ def test_public_endpoints(api: Api) -> None:
     ready = api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] and ready.json()["index"]
     assert api.enroll(photo(people(1)[0]), "x").status_code == 201
-    text = api.client.get("/metrics").text
+    text = api.get("/metrics").text  # FACESVC_METRICS=key by default (test_surfaces.py)
     assert "facesvc_index_size 1.0" in text
     assert 'facesvc_faces_embedded_total{operation="enroll"} 1.0' in text
     assert 'route="/v1/identities"' in text and 'status="201"' in text
