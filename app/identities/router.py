@@ -126,8 +126,12 @@ async def update_identity(
     __: Annotated[None, Depends(require_json)],
     patch: IdentityPatch,
     session: SessionDep,
+    context: ContextDep,
+    background: BackgroundTasks,
 ) -> IdentityOut:
-    return await service.update(session, identity_id, patch)
+    updated = await service.update(session, identity_id, patch)
+    background.add_task(db.checkpoint, context.db)  # the old name leaves the WAL too
+    return updated
 
 
 @router.delete(

@@ -133,19 +133,24 @@ def _stored_bytes(database: Path) -> bytes:
     return b"".join(f.read_bytes() for f in files if f.exists())
 
 
-@pytest.mark.parametrize("what", ["identity", "face"])
-def test_sqlite_delete_leaves_no_trace(make_api: MakeApi, database_url: str, what: str) -> None:
+@pytest.mark.parametrize("what", ["identity", "face", "renamed"])
+def test_sqlite_forgets_deleted_and_changed_names(
+    make_api: MakeApi, database_url: str, what: str
+) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("the files of SQLite")
     database = Path(database_url.removeprefix("sqlite:///"))
     api = make_api()
     name = f"Zebulon-{uuid.uuid4().hex}"
     a = people(1)[0]
-    body = api.enroll(photo(a), name, external_id=name).json()
+    body = api.enroll(photo(a), name, external_id=f"emp-{uuid.uuid4().hex}").json()
     ident, face = body["identity"]["id"], body["face"]["id"]
     assert name.encode() in _stored_bytes(database)
     if what == "identity":
         assert api.delete(f"/v1/identities/{ident}").status_code == 204
+    elif what == "renamed":
+        r = api.request("PATCH", f"/v1/identities/{ident}", json={"name": "Someone Else"})
+        assert r.status_code == 200
     else:  # the face's embedding bytes go; the identity (and its name) stays
         from app.identities.models import Face
 
