@@ -1,4 +1,5 @@
-"""API keys: 401 without or with a bad key, 403 with the wrong scope; open mode."""
+"""API keys: 401 without or with a bad key, 403 with the wrong scope; open mode. The full
+route-by-scope matrix and what answers contain per scope: test_scopes.py."""
 
 from __future__ import annotations
 
