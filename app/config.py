@@ -182,6 +182,17 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="`facesvc serve` port.")
     workers: int = Field(1, ge=1, description="`facesvc serve` worker processes.")
     log_level: str = Field("info", description="Log level of the service.")
+    # --- operational surfaces (docs/security.md) ---
+    docs: Literal["public", "key", "off"] = Field(
+        "key",
+        description="/docs, /redoc and /openapi.json: for anyone, for any valid API key "
+        "(in open mode that is anyone), or not served.",
+    )
+    metrics: Literal["public", "key", "off"] = Field(
+        "key",
+        description="/metrics (it shows the gallery size): for anyone, for a key with the "
+        "`metrics` (or `admin`) scope (in open mode anyone), or not served.",
+    )
 
     # --- style transfer jobs (app/stylize) ---
     stylize_workers: int = Field(

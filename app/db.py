@@ -55,6 +55,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows (a person's name, embedding) are overwritten with zeros, not left in
+    # free pages; `checkpoint` then clears them from the WAL.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -74,6 +77,16 @@ def create_engine(url: str, pool_size: int = 10, pool_timeout: float = 5.0) -> A
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(async_url(url), pool_pre_ping=True, **pool)
+
+
+async def checkpoint(engine: AsyncEngine) -> None:
+    """After a delete on SQLite: copy the WAL into the database and truncate it, so the
+    deleted rows' old page images do not stay in the -wal file until shutdown. Best
+    effort: a reader still in the WAL makes it partial (the next one finishes it)."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

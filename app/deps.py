@@ -105,8 +105,9 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """Dependency: the caller's key must carry `scope` (or `admin`)."""
+def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller's key must carry `scope` (or a scope that implies it,
+    `Scope` / `IMPLIED`); None: any valid key."""
 
     async def check(
         context: ContextDep,
@@ -123,7 +124,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             principal = await authenticate(session, key)
         if principal is None:
             raise Unauthorized("unknown or revoked API key")
-        if not principal.allows(scope):
+        if scope is not None and not principal.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
         return principal
 
@@ -133,3 +134,5 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
 EnrollKey = Annotated[Principal, Depends(require(Scope.enroll))]
 VerifyKey = Annotated[Principal, Depends(require(Scope.verify))]
+ReadKey = Annotated[Principal, Depends(require(Scope.read))]
+AnyKey = Annotated[Principal, Depends(require(None))]

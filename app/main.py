@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import db
-from app.api import errors
+from app.api import access_log, errors
 from app.api.admission import AdmissionMiddleware
 from app.api.guard import ServerErrorGuard
 from app.api.limits import BodyLimitMiddleware
@@ -24,6 +24,8 @@ from app.calibration.cohort import Cohort
 from app.config import Settings
 from app.deps import Context
 from app.errors import ModelUnavailable
+from app.health.docs import docs_router
+from app.health.router import metrics_router
 from app.health.router import router as health_router
 from app.identities.router import router as identities_router
 from app.index.gallery import GalleryIndex
@@ -144,18 +146,27 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             await inference.stop()
             await engine.dispose()
 
+    public_docs = settings.docs == "public"  # "key": docs_router serves them instead
     app = FastAPI(
         title="facesvc",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         responses={},
+        openapi_url="/openapi.json" if public_docs else None,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
+        # The trailing-slash 307 ran before auth and echoed the Host header in Location.
+        redirect_slashes=False,
     )
     errors.install(app)
     app.include_router(identities_router)
     app.include_router(recognition_router)
     app.include_router(stylize_router)
     app.include_router(health_router)
+    app.include_router(metrics_router(settings.metrics))
+    if settings.docs == "key":
+        app.include_router(docs_router())
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -181,4 +192,5 @@ def app_from_env() -> FastAPI:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    access_log.install()  # in each worker, after uvicorn configured its loggers
     return create_app(settings)

@@ -44,7 +44,10 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         nargs="+",
         required=True,
         choices=[s.value for s in Scope],
-        help="admin (everything), enroll (manage identities), verify (verify/recognize)",
+        help="admin (everything), enroll (manage identities; includes read), read (list "
+        "and get identities, rejected 1:N candidates), verify (verify/recognize/detect/"
+        "models/style jobs), metrics (/metrics when FACESVC_METRICS=key); "
+        "docs/service.md has the table",
     )
     create.set_defaults(func=_keys_create)
     listing = key_sub.add_parser("list", help="list keys (never the secrets)")

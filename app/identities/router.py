@@ -5,11 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
 
+from app import db
 from app.api import errors
 from app.api.forms import JSON, media_type, openapi_body, parse_form
-from app.deps import EnrollKey, GalleryDep, InferenceDep, MetricsDep, SessionDep, SettingsDep
+from app.deps import (
+    ContextDep,
+    EnrollKey,
+    GalleryDep,
+    InferenceDep,
+    MetricsDep,
+    ReadKey,
+    SessionDep,
+    SettingsDep,
+)
 from app.errors import UnsupportedMediaType
 from app.identities import service
 from app.identities.schemas import (
@@ -87,7 +97,7 @@ async def add_face(
 
 @router.get("", response_model=IdentityPage, responses=errors.responses())
 async def list_identities(
-    _: EnrollKey,
+    _: ReadKey,
     session: SessionDep,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -101,7 +111,7 @@ async def list_identities(
     response_model=IdentityDetail,
     responses=errors.responses(errors.NOT_FOUND),
 )
-async def get_identity(identity_id: uuid.UUID, _: EnrollKey, session: SessionDep) -> IdentityDetail:
+async def get_identity(identity_id: uuid.UUID, _: ReadKey, session: SessionDep) -> IdentityDetail:
     return await service.detail(session, identity_id)
 
 
@@ -116,8 +126,12 @@ async def update_identity(
     __: Annotated[None, Depends(require_json)],
     patch: IdentityPatch,
     session: SessionDep,
+    context: ContextDep,
+    background: BackgroundTasks,
 ) -> IdentityOut:
-    return await service.update(session, identity_id, patch)
+    updated = await service.update(session, identity_id, patch)
+    background.add_task(db.checkpoint, context.db)  # the old name leaves the WAL too
+    return updated
 
 
 @router.delete(
@@ -127,9 +141,15 @@ async def update_identity(
     responses=errors.responses(errors.NOT_FOUND),
 )
 async def delete_identity(
-    identity_id: uuid.UUID, _: EnrollKey, session: SessionDep, gallery: GalleryDep
+    identity_id: uuid.UUID,
+    _: EnrollKey,
+    session: SessionDep,
+    gallery: GalleryDep,
+    context: ContextDep,
+    background: BackgroundTasks,
 ) -> None:
     await service.delete(session, identity_id, gallery=gallery)
+    background.add_task(db.checkpoint, context.db)  # after the commit
 
 
 @router.delete(
@@ -144,5 +164,8 @@ async def delete_face(
     _: EnrollKey,
     session: SessionDep,
     gallery: GalleryDep,
+    context: ContextDep,
+    background: BackgroundTasks,
 ) -> None:
     await service.delete_face(session, identity_id, face_id, gallery=gallery)
+    background.add_task(db.checkpoint, context.db)  # after the commit

@@ -22,9 +22,21 @@ from app.keys.models import ApiKey
 
 
 class Scope(StrEnum):
+    """What a key may do; the route table is in docs/service.md ("Scopes")."""
+
     admin = "admin"  # everything
-    enroll = "enroll"  # manage the gallery: identities and faces
-    verify = "verify"  # verify, compare, recognize, detect, models
+    enroll = "enroll"  # manage the gallery: identities and faces (includes read)
+    read = "read"  # read the gallery: identities, faces, rejected 1:N candidates
+    verify = "verify"  # verify, compare, recognize, detect, models, style jobs
+    metrics = "metrics"  # /metrics when FACESVC_METRICS=key (a scraper's key)
+
+
+# Scopes a scope brings with it. enroll brings read: its writes echo the records they
+# touch (PATCH with an empty body returns one), so it reads the gallery anyway.
+IMPLIED: dict[str, frozenset[str]] = {
+    Scope.admin: frozenset(Scope),
+    Scope.enroll: frozenset({Scope.enroll, Scope.read}),
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,7 @@ class Principal:
     prefix: str | None = None  # the key's public id; None in open mode
 
     def allows(self, scope: Scope) -> bool:
-        return Scope.admin in self.scopes or scope in self.scopes
+        return any(scope in IMPLIED.get(s, frozenset({s})) for s in self.scopes)
 
 
 def hash_key(key: str) -> str:

@@ -16,6 +16,7 @@ from app.deps import (
     VerifierDep,
     VerifyKey,
 )
+from app.keys.service import Scope
 from app.recognition import service
 from app.recognition.schemas import (
     CompareForm,
@@ -40,12 +41,16 @@ PAIR = ("image_a", "image_b")
     "/verify",
     response_model=VerifyOut,
     summary="1:1: is this the claimed person?",
+    description="A key without the `read` scope gets `identity`, `distance`, "
+    "`matched_face_id` and `probability` only on a match; an unknown id answers as a "
+    "non-match (no 404) and an identity without faces of the active model likewise "
+    "(no 409).",
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
 async def verify(
     request: Request,
-    _: VerifyKey,
+    principal: VerifyKey,
     session: SessionDep,
     inference: InferenceDep,
     settings: SettingsDep,
@@ -54,7 +59,13 @@ async def verify(
 ) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, settings.max_image_bytes)
     return await service.verify(
-        session, form, inference=inference, settings=settings, metrics=metrics, verifier=verifier
+        session,
+        form,
+        inference=inference,
+        settings=settings,
+        metrics=metrics,
+        verifier=verifier,
+        may_read=principal.allows(Scope.read),
     )
 
 
@@ -84,12 +95,14 @@ async def compare(
     "/recognize",
     response_model=RecognizeOut,
     summary="1:N: who is this? (or unknown)",
+    description="Candidates within the threshold only; `include_rejected` (a key with "
+    "the `read` scope) also lists the nearest ones beyond it.",
     responses=errors.responses(errors.FACES, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
 async def recognize(
     request: Request,
-    _: VerifyKey,
+    principal: VerifyKey,
     session: SessionDep,
     inference: InferenceDep,
     gallery: GalleryDep,
@@ -106,6 +119,7 @@ async def recognize(
         settings=settings,
         metrics=metrics,
         cohort=cohort,
+        may_read=principal.allows(Scope.read),
     )
 
 
@@ -125,14 +139,16 @@ async def detect(
 
 @router.get("/models", response_model=ModelsOut, responses=errors.responses())
 async def models(
-    _: VerifyKey,
+    principal: VerifyKey,
     session: SessionDep,
     inference: InferenceDep,
     gallery: GalleryDep,
     settings: SettingsDep,
     cohort: CohortDep,
 ) -> ModelsOut:
-    return await service.models(session, inference, gallery, settings, cohort)
+    return await service.models(
+        session, inference, gallery, settings, cohort, may_read=principal.allows(Scope.read)
+    )
 
 
 @router.get(

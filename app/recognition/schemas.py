@@ -71,6 +71,12 @@ class RecognizeForm(BaseModel):
     top_k: int | None = Field(None, ge=1, description="Candidates per face (default 1).")
     threshold: Threshold = None
     all_faces: bool = Field(False, description="Every face in the photo, not only the largest.")
+    include_rejected: bool = Field(
+        False,
+        description="Also list the nearest candidates beyond the threshold (people the "
+        "answer rejected), with `distance` of an unknown face; needs a key with the "
+        "`read` scope (403 otherwise).",
+    )
 
 
 class DetectForm(BaseModel):
@@ -79,14 +85,24 @@ class DetectForm(BaseModel):
     image: bytes = Field(description="Photo.")
 
 
+NEED_TO_KNOW = (
+    "For a key without the `read` scope null unless `match` is true (an unknown id "
+    "answers like a non-match)."
+)
+
+
 class VerifyOut(BaseModel):
     match: bool
-    distance: float = Field(description="Smallest squared L2 distance to the identity's faces.")
+    distance: float | None = Field(
+        description="Smallest squared L2 distance to the identity's faces. " + NEED_TO_KNOW
+    )
     threshold: float = Field(description="The threshold that decided `match`.")
-    identity: IdentityOut
+    identity: IdentityOut | None = Field(description="The claimed identity. " + NEED_TO_KNOW)
     face: DetectedFace | None = Field(description="The face found in the probe photo.")
-    matched_face_id: int = Field(description="The enrolled face at `distance`.")
-    probability: float | None = Field(None, description=PROBABILITY)
+    matched_face_id: int | None = Field(
+        description="The enrolled face at `distance`. " + NEED_TO_KNOW
+    )
+    probability: float | None = Field(None, description=PROBABILITY + " " + NEED_TO_KNOW)
 
 
 class CompareOut(BaseModel):
@@ -105,15 +121,22 @@ class Candidate(BaseModel):
 
 class RecognizedFace(BaseModel):
     face: DetectedFace | None
-    candidates: list[Candidate] = Field(description="Nearest identities first.")
+    candidates: list[Candidate] = Field(
+        description="Nearest identities first, at most top_k: those within the threshold, "
+        "or with include_rejected also those beyond it."
+    )
     identity: IdentityOut | None = Field(
         description="The nearest candidate if within the threshold, else null (unknown)."
     )
-    distance: float | None = Field(description="Distance of the nearest candidate.")
+    distance: float | None = Field(
+        description="Distance of the nearest candidate; null for an unknown face unless "
+        "include_rejected."
+    )
     score: float | None = Field(
         None,
         description="With FACESVC_IDENTIFY_SCORE=cohort: distance divided by the probe's mean "
-        "distance to its nearest cohort faces, the score `threshold` decided on.",
+        "distance to its nearest cohort faces, the score `threshold` decided on (null "
+        "where `distance` is).",
     )
 
 
@@ -185,7 +208,10 @@ class ModelOut(ConfiguredModelOut):
     normalized: bool
     distance: str = "squared_l2"
     threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
-    gallery_faces: int = Field(description="Faces of this model in the search index.")
+    gallery_faces: int | None = Field(
+        description="Faces of this model in the search index; null for a key without "
+        "the `read` scope."
+    )
     calibration: StoredCalibrationOut | None = Field(
         None, description="The stored calibration in use; null: the built-in one."
     )

@@ -9,6 +9,7 @@ the stricter `tau_identify`; a request may override within the configured range.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import uuid
 from dataclasses import replace
@@ -21,7 +22,7 @@ from app.api.metrics import Metrics
 from app.calibration.cohort import Cohort
 from app.calibration.service import ActiveCalibration, active_calibration
 from app.config import Settings
-from app.errors import Conflict, ModelMismatch, NotFound, ValidationFailed
+from app.errors import Conflict, Forbidden, ModelMismatch, NotFound, ValidationFailed
 from app.face.backbones import BackboneInfo, configured_backbones
 from app.face.backbones.base import Calibration
 from app.face.distance import squared_distance
@@ -56,6 +57,8 @@ from app.recognition.schemas import (
     VerifyForm,
     VerifyOut,
 )
+
+log = logging.getLogger(__name__)
 
 
 async def _calibration(
@@ -97,6 +100,20 @@ async def _target(session: AsyncSession, form: VerifyForm) -> Identity:
     return identity
 
 
+def _no_match(threshold: float, probe_face: DetectedFace | None) -> VerifyOut:
+    """A non-match as a key without `read` sees it: nothing about the claimed identity,
+    not even whether it exists, and no distance to climb towards the threshold."""
+    return VerifyOut(
+        match=False,
+        distance=None,
+        threshold=threshold,
+        identity=None,
+        face=probe_face,
+        matched_face_id=None,
+        probability=None,
+    )
+
+
 async def verify(
     session: AsyncSession,
     form: VerifyForm,
@@ -105,21 +122,34 @@ async def verify(
     settings: Settings,
     metrics: Metrics,
     verifier: Verifier | None = None,
+    may_read: bool = True,
 ) -> VerifyOut:
+    """`may_read` false (a key without `read`): an unknown or uncomparable identity
+    answers as a non-match, and a non-match carries no distance nor identity."""
     check_threshold(form.threshold, settings)
     # Inference before the first query: a session holds its pooled connection from its
     # first query to its commit, so reading first held one through the whole inference,
     # and under load requests queued for connections instead of sharing inference
-    # batches (docs/performance.md). An unknown identity now costs one inference.
+    # batches (docs/performance.md). Every request pays it, known identity or not, so
+    # timing does not tell a caller whether an id is enrolled.
     (probe,) = await inference.analyze(
         form.image, faces="largest" if form.largest_face else "single"
     )
     calibration = await _calibration(session, inference, gallery_size=0)
     threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
-    identity = await _target(session, form)
+    probe_face = DetectedFace.of(probe.detection)
+    try:
+        identity = await _target(session, form)
+    except NotFound:
+        if may_read:
+            raise
+        return _no_match(threshold, probe_face)
     model = inference.model
     faces = [f for f in identity.faces if (f.model_name, f.model_version) == model]
     if not faces:
+        if not may_read:  # fail closed, and say nothing about the identity
+            log.warning("verify: identity %s has no face of the active model", identity.id)
+            return _no_match(threshold, probe_face)
         if identity.faces:
             other = identity.faces[0]
             raise ModelMismatch(
@@ -136,12 +166,15 @@ async def verify(
         ),
         key=lambda scored: scored[:2],
     )
+    match = distance <= threshold
+    if not match and not may_read:
+        return _no_match(threshold, probe_face)
     return VerifyOut(
-        match=distance <= threshold,
+        match=match,
         distance=distance,
         threshold=threshold,
         identity=IdentityOut.of(identity),
-        face=DetectedFace.of(probe.detection),
+        face=probe_face,
         matched_face_id=face_id,
         probability=_probability(verifier, probe.embedding, matched),
     )
@@ -210,10 +243,15 @@ async def recognize(
     settings: Settings,
     metrics: Metrics,
     cohort: Cohort | None = None,
+    may_read: bool = True,
 ) -> RecognizeOut:
+    """Candidates within the threshold only, unless the form asks for the rejected ones
+    too (`include_rejected`), which needs a key that may read the gallery."""
     top_k = form.top_k if form.top_k is not None else settings.default_top_k
     if top_k > settings.max_top_k:
         raise ValidationFailed(f"top_k: at most {settings.max_top_k}")
+    if form.include_rejected and not may_read:
+        raise Forbidden("include_rejected lists gallery entries: it needs the 'read' scope")
     check_threshold(form.threshold, settings)
     # Inference before the first query (see verify).
     results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
@@ -230,23 +268,26 @@ async def recognize(
         default = settings.cohort_tau
     threshold = resolve_threshold(form.threshold, default, settings)
     metrics.faces_embedded.labels("recognize").inc(len(results))
+
     faces = []
     for result in results:
         candidates = await _candidates(session, gallery, result.embedding, top_k)
         best = candidates[0] if candidates else None
-        score = None
-        if best is not None:
-            score = (
-                best.distance if cohort is None else cohort.score(best.distance, result.embedding)
-            )
+        scale = 1.0  # cohort mode decides on distance / the probe's cohort scale
+        if best is not None and cohort is not None:
+            scale = cohort.scale(result.embedding)
+        score = best.distance / scale if best is not None else None
         known = score is not None and score <= threshold
+        if not form.include_rejected:  # the gallery's nearest strangers stay unsaid
+            candidates = [c for c in candidates if c.distance / scale <= threshold]
+        shown = known or form.include_rejected
         faces.append(
             RecognizedFace(
                 face=DetectedFace.of(result.detection),
                 candidates=candidates,
                 identity=best.identity if known and best else None,
-                distance=best.distance if best else None,
-                score=score if cohort is not None else None,
+                distance=best.distance if best and shown else None,
+                score=score if cohort is not None and shown else None,
             )
         )
     return RecognizeOut(threshold=threshold, faces=faces)
@@ -287,6 +328,7 @@ async def models(
     gallery: GalleryIndex,
     settings: Settings,
     cohort: Cohort | None = None,
+    may_read: bool = True,
 ) -> ModelsOut:
     backbone = inference.backbone
     active = await active_calibration(session, inference.model, backbone.calibration, len(gallery))
@@ -299,7 +341,7 @@ async def models(
             version=inference.model[1],
             normalized=backbone.normalized,
             threshold_range=(settings.threshold_min, settings.threshold_max),
-            gallery_faces=len(gallery),
+            gallery_faces=len(gallery) if may_read else None,
             calibration=_stored_out(active),
         ),
         configured=configured,

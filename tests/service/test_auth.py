@@ -1,4 +1,5 @@
-"""API keys: 401 without or with a bad key, 403 with the wrong scope; open mode."""
+"""API keys: 401 without or with a bad key, 403 with the wrong scope; open mode. The full
+route-by-scope matrix and what answers contain per scope: test_scopes.py."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_public_endpoints(api: Api) -> None:
     ready = api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] and ready.json()["index"]
     assert api.enroll(photo(people(1)[0]), "x").status_code == 201
-    text = api.client.get("/metrics").text
+    text = api.get("/metrics").text  # FACESVC_METRICS=key by default (test_surfaces.py)
     assert "facesvc_index_size 1.0" in text
     assert 'facesvc_faces_embedded_total{operation="enroll"} 1.0' in text
     assert 'route="/v1/identities"' in text and 'status="201"' in text

@@ -120,7 +120,7 @@ def test_delete_identity_removes_everywhere(api: Api) -> None:
     assert keep in api.gallery
     assert api.get(f"/v1/identities/{ident}").status_code == 404
     assert api.delete(f"/v1/identities/{ident}").status_code == 404
-    r = api.recognize(photo(gone_person, 2), top_k=5).json()
+    r = api.recognize(photo(gone_person, 2), top_k=5, include_rejected=True).json()
     candidates = r["faces"][0]["candidates"]
     assert [c["identity"]["name"] for c in candidates] == ["kept"]
     assert r["faces"][0]["identity"] is None

@@ -35,7 +35,11 @@ def _people() -> tuple[list[tuple[str, list[Path]]], list[Path]]:
 
 
 def _recognize(api: Api, path: Path) -> dict[str, Any]:
-    r = api.post("/v1/recognize", files={"image": path.read_bytes()}, data={"top_k": "3"})
+    r = api.post(
+        "/v1/recognize",
+        files={"image": path.read_bytes()},
+        data={"top_k": "3", "include_rejected": "true"},
+    )
     assert r.status_code == 200, r.text
     face: dict[str, Any] = r.json()["faces"][0]
     return face
