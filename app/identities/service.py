@@ -96,10 +96,13 @@ async def enroll(
         form.image, faces="largest" if form.largest_face else "single"
     )
     metrics.faces_embedded.labels("enroll").inc()
-    identity = await repo.add_identity(session, form.name, form.external_id, form.metadata or {})
-    face = await _store_face(
-        session, identity, results[0], inference=inference, gallery=gallery, settings=settings
-    )
+    with metrics.stage("database"):
+        identity = await repo.add_identity(
+            session, form.name, form.external_id, form.metadata or {}
+        )
+        face = await _store_face(
+            session, identity, results[0], inference=inference, gallery=gallery, settings=settings
+        )
     return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
 

@@ -87,7 +87,8 @@ def check_threshold(value: float | None, settings: Settings) -> None:
         )
 
 
-async def _target(session: AsyncSession, form: VerifyForm) -> Identity:
+async def _target(session: AsyncSession, form: VerifyForm) -> tuple[Identity | None, str]:
+    """The claimed identity, or None and how to say it is missing."""
     if form.identity_id is not None:
         identity = await repo.get_identity(session, form.identity_id)
         missing = f"no identity with id {form.identity_id}"
@@ -95,9 +96,7 @@ async def _target(session: AsyncSession, form: VerifyForm) -> Identity:
         assert form.external_id is not None
         identity = await repo.get_by_external_id(session, form.external_id)
         missing = f"no identity with external_id {form.external_id!r}"
-    if identity is None:
-        raise NotFound(missing)
-    return identity
+    return identity, missing
 
 
 def _no_match(threshold: float, probe_face: DetectedFace | None) -> VerifyOut:
@@ -135,14 +134,14 @@ async def verify(
     (probe,) = await inference.analyze(
         form.image, faces="largest" if form.largest_face else "single"
     )
-    calibration = await _calibration(session, inference, gallery_size=0)
+    with metrics.stage("database"):
+        calibration = await _calibration(session, inference, gallery_size=0)
+        identity, missing = await _target(session, form)
     threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
     probe_face = DetectedFace.of(probe.detection)
-    try:
-        identity = await _target(session, form)
-    except NotFound:
+    if identity is None:
         if may_read:
-            raise
+            raise NotFound(missing)
         return _no_match(threshold, probe_face)
     model = inference.model
     faces = [f for f in identity.faces if (f.model_name, f.model_version) == model]
@@ -255,13 +254,14 @@ async def recognize(
     check_threshold(form.threshold, settings)
     # Inference before the first query (see verify).
     results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
-    if await repo.other_model_faces_exist(session, inference.model):
-        raise ModelMismatch(
-            "the gallery holds faces embedded with another model than the active "
-            f"{inference.model[0]} {inference.model[1]}; it cannot be searched with it"
-        )
-    await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
-    calibration = await _calibration(session, inference, gallery_size=len(gallery))
+    with metrics.stage("database"):
+        if await repo.other_model_faces_exist(session, inference.model):
+            raise ModelMismatch(
+                "the gallery holds faces embedded with another model than the active "
+                f"{inference.model[0]} {inference.model[1]}; it cannot be searched with it"
+            )
+        await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
+        calibration = await _calibration(session, inference, gallery_size=len(gallery))
     default = calibration.tau_identify
     if cohort is not None:  # FACESVC_IDENTIFY_SCORE=cohort: tau is on d1 / c
         assert settings.cohort_tau is not None  # load_cohort refuses to start without it
