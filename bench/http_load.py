@@ -119,13 +119,13 @@ def ensure_postgres(url: str, fresh: bool) -> None:
     parsed = make_url(url)
     admin = {
         "host": parsed.host or HOST,
-        "port": parsed.port or 5432,
+        "port": str(parsed.port or 5432),
         "user": parsed.username or "postgres",
         "password": parsed.password,
         "dbname": "postgres",
-        "autocommit": True,
     }
-    with psycopg.connect(**{k: v for k, v in admin.items() if v is not None}) as conn:
+    conninfo = " ".join(f"{k}={v}" for k, v in admin.items() if v is not None)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         name = parsed.database
         if fresh:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -152,6 +152,7 @@ def server_env(name: str, root: Path, extra: dict[str, str], args: argparse.Name
         "FACESVC_AUTH_MODE": args.auth,
         "FACESVC_LOG_LEVEL": "warning",
         "FACESVC_TORCH_THREADS": str(args.torch_threads),
+        "FACESVC_AUTO_MIGRATE": "true",  # Postgres too: keys create and serve migrate it
     }
     if args.device:
         env["FACESVC_DEVICE"] = args.device
@@ -172,23 +173,39 @@ def start_server(spec: str, workdir: Path, args: argparse.Namespace) -> Target:
         command += ["--workers", str(args.server_workers)]
     log = workdir / f"{name}.log"
     with log.open("wb") as out:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Same process group as this script: `timeout` (bench/gpu_check.sh) ends both.
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     return Target(name, f"http://{HOST}:{port}", key, process, log)
 
 
 def stop_server(target: Target) -> None:
+    """SIGTERM (the server stops its own workers), then SIGKILL for whatever is left."""
     if target.process is None or target.process.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(target.process.pid, signal.SIGTERM)
+    family = descendants(target.process.pid)
+    target.process.terminate()
     try:
         target.process.wait(30)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(target.process.pid, signal.SIGKILL)
+        target.process.kill()
         target.process.wait(10)
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
 
 
 def log_tracebacks(target: Target) -> int | None:
@@ -318,15 +335,8 @@ def tree_rss_mib(pid: int) -> float:
 
 
 def _proc_tree_rss_mib(pid: int) -> float:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total_kib, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
+    total_kib = 0
+    for current in [pid, *descendants(pid)]:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -535,7 +545,7 @@ def targets_from_urls(args: argparse.Namespace) -> list[Target]:
         if key is None and args.auth == "keys":
             if not args.database_url or "{name}" in args.database_url:
                 raise SystemExit("--url in keys mode needs --key or a literal --database-url")
-            env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
+            env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "FACESVC_AUTO_MIGRATE": "true"}
             key = create_key(ROOT, {**env, "FACESVC_DATABASE_URL": args.database_url})
         found.append(Target(name, url.rstrip("/"), key))
     return found
@@ -637,6 +647,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a `timeout`) unwinds like Ctrl-C, so the servers started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     arguments = parser().parse_args()
     if (arguments.rate or arguments.sustained) and not arguments.overload:
         arguments.overload = True

@@ -188,7 +188,8 @@ async def open_loop(sender: Sender, start: float) -> None:
     """Send at job.rate on schedule, whatever is still in flight (up to job.clients)."""
     job = sender.job
     assert job.rate
-    end, pending = start + job.duration, set()
+    end = start + job.duration
+    pending: set[asyncio.Task[tuple[int | None, str | None]]] = set()
     n = 0
     while (due := start + n / job.rate) < end:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
