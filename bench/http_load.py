@@ -37,11 +37,12 @@ server's own time from the `Server-Timing: app;dur=<ms>` header (successes and 5
 answers that were wrong. Everything also goes to `--json`.
 
 Overload. `--overload` offers verify requests open-loop at `--rate` req/s (or 4x
-`--sustained`, or 4x the successes/s of the last cell of the first target) for
-`--overload-seconds`, samples the server's RSS (the server process and its children:
-psutil if installed, else /proc) and its peak, then probes with one verify every 0.25 s
-until one is answered 200, right, within normal latency (`--normal-ms`, default twice
-the median of 5 sequential verifies taken before the load): "recovered after X s".
+`--sustained`, or 4x the successes/s of the last cell of the first target; given --rate
+or --sustained, no closed-loop cells run) for `--overload-seconds`, samples the RSS of
+the server process and its children (psutil if installed, else /proc) for its peak, then
+probes with one verify every 0.25 s until one is answered 200, right, within normal
+latency (`--normal-ms`, default twice the median of 5 sequential verifies taken before
+the load): "recovered after X s".
 Only loopback is used; every loop is bounded in time.
 """
 

@@ -7,6 +7,7 @@ server that closes without answering, one that resets the connection, one that a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import socket
@@ -158,9 +159,7 @@ def _field(body: bytes, name: str) -> str:
     return body.split(head, 1)[1].split(b"\r\n", 1)[0].decode()
 
 
-def _args(**kw: object) -> object:
-    import argparse
-
+def _args(**kw: object) -> argparse.Namespace:
     return argparse.Namespace(**kw)
 
 
