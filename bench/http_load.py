@@ -31,10 +31,11 @@ its last one is answered) spread over `--procs` processes (default: at most 64
 connections per process; one Python client process saturates near 128), each running
 asyncio + httpx on keep-alive connections (bench/load_client.py; the request mix makes
 every successful answer checkable). Transport failures (connect, reset, read, timeouts,
-protocol) are counted by kind, never raised. Per cell: statuses, successful requests/s,
-client latency of successes (p50/p90/p99/max) and of 503s, 503s without Retry-After, the
-server's own time from the `Server-Timing: app;dur=<ms>` header (successes and 503s), and
-answers that were wrong. Everything also goes to `--json`.
+protocol) are counted by kind, never raised. Per cell: statuses, successes/s (those
+answered within --duration, over it; requests still out then are waited for and count in
+the latencies), client latency of successes (p50/p90/p99/max) and of 503s, 503s without
+Retry-After, the server's own time from the `Server-Timing: app;dur=<ms>` header
+(successes and 503s), and answers that were wrong. Everything also goes to `--json`.
 
 Overload. `--overload` offers verify requests open-loop at `--rate` req/s (or 4x
 `--sustained`, or 4x the successes/s of the last cell of the first target; given --rate

@@ -168,6 +168,7 @@ class Sender:
 async def closed_loop(sender: Sender, start: float) -> None:
     job, issued = sender.job, 0
     end = start + job.duration
+    sender.tally.window = (start, end)  # requests still out at the end finish, uncounted/s
     limit = job.requests if job.requests is not None else 1 << 62
 
     async def client() -> None:

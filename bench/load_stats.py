@@ -94,6 +94,8 @@ class Tally:
     no_retry_after: int = 0  # 503s without a usable Retry-After
     first: float = math.inf  # monotonic time of the first send
     last: float = -math.inf  # ... and of the last answer or failure
+    window: tuple[float, float] | None = None  # the measured period (closed loop)
+    ok_in_window: int = 0  # successes answered within it
 
     def answer(
         self, status: int, sent: float, done: float, timing: float | None, right: bool | None
@@ -105,6 +107,8 @@ class Tally:
         if right is not None:
             self.checked += 1
             self.wrong += not right
+        if self.window and status in SUCCESS and done <= self.window[1]:
+            self.ok_in_window += 1
         self._span(sent, done)
 
     def failure(self, kind: str, sent: float, done: float) -> None:
@@ -130,16 +134,26 @@ class Tally:
             total.no_retry_after += part.no_retry_after
             total.first = min(total.first, part.first)
             total.last = max(total.last, part.last)
+            total.ok_in_window += part.ok_in_window
+            if part.window is not None:
+                start, end = total.window or part.window
+                total.window = (min(start, part.window[0]), max(end, part.window[1]))
         return total
 
     def successes(self) -> list[float]:
         return [s for status in SUCCESS for s in self.latency.get(status, [])]
 
     def summary(self, wall: float | None = None) -> dict[str, Any]:
-        """JSON-ready figures; `wall` (s) defaults to first send .. last answer."""
+        """JSON-ready figures. Successes/s: those answered within the window over its
+        length; without a window, all over `wall` (default: first send .. last answer)."""
         if wall is None:
             wall = self.last - self.first if self.last > self.first else 0.0
         ok = self.successes()
+        if self.window is not None:
+            span = self.window[1] - self.window[0]
+            rate = self.ok_in_window / span if span > 0 else 0.0
+        else:
+            rate = len(ok) / wall if wall > 0 else 0.0
         ok_server = [v for status in SUCCESS for v in self.server.get(status, [])]
         busy = self.latency.get(503, [])
         busy_server = [v / 1000 for v in self.server.get(503, [])]
@@ -149,7 +163,7 @@ class Tally:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "transport_errors": dict(sorted(self.errors.items())),
             "ok": len(ok),
-            "ok_per_s": round(len(ok) / wall, 2) if wall > 0 else 0.0,
+            "ok_per_s": round(rate, 2),
             "checked": self.checked,
             "wrong": self.wrong,
             "503_without_retry_after": self.no_retry_after,

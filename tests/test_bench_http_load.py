@@ -87,6 +87,17 @@ def test_tallies_merge_across_processes() -> None:
     assert Tally.merge([]).summary()["ok_p50_ms"] is None
 
 
+def test_closed_loop_rate_counts_the_window_only() -> None:
+    a, b = Tally(window=(10.0, 12.0)), Tally(window=(10.0, 12.0))
+    a.answer(200, 10.0, 11.0, None, True)
+    a.answer(200, 11.0, 13.0, None, True)  # answered after the window: in latency, not rate
+    b.answer(200, 10.0, 11.5, None, True)
+    b.answer(503, 11.0, 11.1, None, None)
+    summary = Tally.merge([a, b]).summary()
+    assert summary["ok"] == 3 and summary["ok_per_s"] == pytest.approx(1.0)
+    assert summary["wall_s"] == pytest.approx(3.0)
+
+
 def test_processes_split_the_connections() -> None:
     assert split(130, 3) == [44, 43, 43]
     assert sum(split(512, 8)) == 512
