@@ -6,8 +6,8 @@
 #
 # Prints, each step under its own time cap (the caps add up to under 5 minutes):
 #   1. embed   GPU embedding throughput, fp32/fp16/bf16 (bench/embed_gpu.py)       45 s
-#   2. http    HTTP verify at 32, 128 and 256 closed-loop clients: a server on the
-#              device, SQLite, keys mode (bench/http_load.py)                        135 s
+#   2. http    HTTP verify at 32, 128 and 256 closed-loop clients from 8 processes:
+#              a server on the device, SQLite, keys mode (bench/http_load.py)        135 s
 #   3. engine  the inference pool alone at 32 and 128 clients (bench/engine.py)      50 s
 #   4. stylize style transfer's seconds per step at 256 and 512 px, ours on the
 #              device (bench/stylize_speed.py --only ours)                           45 s
@@ -93,7 +93,7 @@ if ((smoke)); then
     stylize=(--size 48 --steps 3 --warmup 1 --rounds 1)
 else
     embed=(--batch-sizes 256 1024 --repeats 5)
-    http=(--clients 32 128 256 --duration 10)
+    http=(--clients 32 128 256 --duration 10 --procs 8)  # 16 cores: keep the client off the bound
     engine=(--clients 32 128 --seconds 8)
     stylize=(--size 256 512 --steps 12 --warmup 2 --rounds 1)
 fi
