@@ -1,13 +1,16 @@
 """The inference pool alone: batching on and off, or 1 against N worker processes.
 
     python -m bench.engine [--clients 32] [--seconds 20] [--torch-threads 1]
+        [--device cpu|cuda] [--modes on off]
     python -m bench.engine --backend process --workers 1 2 [--clients 32] [--seconds 20]
 
 In one process, `--clients` closed-loop callers run `InferenceEngine.analyze` (decode,
 detect, align, embed: what /v1/verify asks of the pool) on the real photos of
 tests/data/faces, against two engines built from one loaded pipeline: batching on
-(FACESVC_INFERENCE_MAX_BATCH 32, detection batches of 8) and off (1). The engines take
-turns in rounds of --seconds / 4 seconds so that background load hits both alike.
+(the device's default batch limits: 32 jobs and detection batches of 8 on the CPU, 256
+and 32 on a GPU) and off (1). The engines take turns in rounds of --seconds / 4 seconds
+so that background load hits both alike. Several --clients values give one line each;
+--modes on measures batching on alone (bench/gpu_check.sh, to save time).
 No HTTP, no database: the ratio printed is the most batching can bring to the service's
 requests per second on this machine, whatever the web layer costs.
 
@@ -36,7 +39,7 @@ from app.inference.engine import InferenceEngine
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 MODES = {
-    "on": {"inference_max_batch": 32, "inference_max_detect_batch": 8},
+    "on": {"inference_max_batch": 0, "inference_max_detect_batch": 0},  # 0: by device
     "off": {"inference_max_batch": 1, "inference_max_detect_batch": 1},
 }
 
@@ -75,7 +78,7 @@ async def scaling(args: argparse.Namespace, base: Settings, photos: list[bytes])
     try:
         for _ in range(4):
             for n, engine in engines.items():
-                rate = await requests_per_second(engine, photos, args.clients, args.seconds / 4)
+                rate = await requests_per_second(engine, photos, args.clients[0], args.seconds / 4)
                 rates[n].append(rate)
     finally:
         for engine in engines.values():
@@ -93,40 +96,44 @@ async def main(args: argparse.Namespace) -> None:
     base = Settings(
         _env_file=None,
         torch_threads=args.torch_threads,
-        device="cpu",
+        device=args.device,
         inference_deadline_ms=600_000,  # measure throughput, never time out
-        inference_queue_size=max(64, args.clients),
+        inference_queue_size=max(64, *args.clients),
     )
     photos = [p.read_bytes() for p in sorted(FACES.glob("*.jpg"))]
-    print(f"nproc {os.cpu_count()}, torch threads {args.torch_threads}, {args.clients} clients")
+    print(f"nproc {os.cpu_count()}, torch threads {args.torch_threads}, device {args.device}")
     print("load average at start:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if args.backend == "process":
         await scaling(args, base, photos)
         print("load average at end:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
         return
     pipeline = FacePipeline.load(base)
-    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-    for _ in range(4):
-        for mode, overrides in MODES.items():
-            engine = InferenceEngine([pipeline], base.model_copy(update=overrides), Metrics())
-            await engine.start()
-            rates[mode].append(
-                await requests_per_second(engine, photos, args.clients, args.seconds / 4)
-            )
-            await engine.stop()
-    on, off = (statistics.median(rates[m]) for m in ("on", "off"))
-    for mode, rate in (("on", on), ("off", off)):
-        rounds = ", ".join(f"{r:.1f}" for r in rates[mode])
-        print(f"batching {mode}: {rate:.1f} requests/s (rounds: {rounds})")
-    print(f"on / off: {on / off:.2f}x")
+    for clients in args.clients:
+        rates: dict[str, list[float]] = {mode: [] for mode in args.modes}
+        for _ in range(4):
+            for mode in args.modes:
+                engine = InferenceEngine([pipeline], base.model_copy(update=MODES[mode]), Metrics())
+                await engine.start()
+                rates[mode].append(
+                    await requests_per_second(engine, photos, clients, args.seconds / 4)
+                )
+                await engine.stop()
+        medians = {mode: statistics.median(rates[mode]) for mode in args.modes}
+        for mode, rate in medians.items():
+            rounds = ", ".join(f"{r:.1f}" for r in rates[mode])
+            print(f"{clients} clients, batching {mode}: {rate:.1f} requests/s (rounds: {rounds})")
+        if len(medians) == 2:
+            print(f"{clients} clients, on / off: {medians['on'] / medians['off']:.2f}x")
     print("load average at end:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--clients", type=int, nargs="+", default=[32])
     parser.add_argument("--seconds", type=float, default=20.0, help="per mode, in 4 rounds")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument(
         "--backend",
         choices=("thread", "process"),
