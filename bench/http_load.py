@@ -460,7 +460,8 @@ def overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str,
 def mean_batch_sizes(target: Target) -> str:
     """From /metrics: how many jobs the detection and embedding batches held (if exported)."""
     try:
-        text = httpx.get(f"{target.url}/metrics", timeout=10).text
+        headers = {"X-API-Key": target.key} if target.key else {}  # FACESVC_METRICS=key
+        text = httpx.get(f"{target.url}/metrics", headers=headers, timeout=10).text
     except httpx.TransportError:
         return "-"
     sizes = []
