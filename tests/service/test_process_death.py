@@ -173,20 +173,26 @@ def recognized(server: Server, person: str) -> str | None:
     return None if identity is None else str(identity["id"])
 
 
-def burst_then_kill(server: Server, to_delete: dict[str, str], to_enroll: list[str]):
+def burst_then_kill(
+    server: Server, to_delete: dict[str, str], to_enroll: list[str]
+) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """Enrolls and deletes from 3 threads; SIGKILL once at least two of each answered,
-    with requests still in flight. Returns (201'd person -> id, 204'd person -> id)."""
+    with requests still in flight. Returns the 201'd and the 204'd (person -> identity id)
+    and everyone a delete was sent for."""
     created: dict[str, str] = {}
     deleted: dict[str, str] = {}
     lock = threading.Lock()
     killed = threading.Event()
     active = [0]  # requests sent and not yet answered
+    sent_deletes: set[str] = set()  # its outcome may be unknown: cut off by the kill
 
     def work(kind: str, person: str) -> None:
         with lock:
             if killed.is_set():
                 return
             active[0] += 1
+            if kind == "delete":
+                sent_deletes.add(person)
         try:
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 if kind == "enroll":
@@ -226,7 +232,7 @@ def burst_then_kill(server: Server, to_delete: dict[str, str], to_enroll: list[s
             f.result()
     assert min(len(created_at_kill), len(deleted_at_kill)) >= 2, server.output()
     assert in_flight > 0, "no request was in flight at the kill"
-    return created_at_kill, deleted_at_kill
+    return created_at_kill, deleted_at_kill, sent_deletes
 
 
 def test_kill_9_during_enrolls_deletes_and_a_style_job(
@@ -250,7 +256,7 @@ def test_kill_9_during_enrolls_deletes_and_a_style_job(
         job_id = r.json()["job_id"]
         first.wait_job(job_id, lambda b: b["status"] == "running" and b["progress"]["step"] >= 1)
 
-        created, deleted = burst_then_kill(first, seeded, newcomers)
+        created, deleted, sent_deletes = burst_then_kill(first, seeded, newcomers)
 
         # ---- restart: the gallery is what the answers said, index == database
         second = servers(stylize_on_restart="rerun")
@@ -258,7 +264,9 @@ def test_kill_9_during_enrolls_deletes_and_a_style_job(
             assert second.client.get(f"/v1/identities/{identity}").status_code == 200, person
         for person, identity in deleted.items():
             assert second.client.get(f"/v1/identities/{identity}").status_code == 404, person
-        survivors = {p: i for p, i in seeded.items() if p not in deleted}
+        survivors = {p: i for p, i in seeded.items() if p not in sent_deletes}
+        for person, identity in survivors.items():  # never asked to go
+            assert second.client.get(f"/v1/identities/{identity}").status_code == 200, person
         for person in list(created)[:2] + list(survivors)[:1]:
             assert recognized(second, person) == {**created, **survivors}[person], person
         for person, identity in list(deleted.items())[:2]:
