@@ -107,7 +107,9 @@ def test_calibrated_far_holds_on_held_out_identities(capsys: pytest.CaptureFixtu
     held = result["held_out"]
     assert result["far"] <= 1e-3
     assert 0.5e-3 <= held["verification"]["far"]["value"] <= 2e-3
-    assert held["verification"]["tar"]["value"] > 0.85
+    # 0.949 with the shipped pipeline; 0.930 with flip fusion off (measured): a guard at
+    # the level we tune, not one any MTCNN pipeline passes
+    assert held["verification"]["tar"]["value"] >= 0.94
     rows = held["gallery_model_validation"]["independent"]["rows"]
     assert [row["gallery_size"] for row in rows][-1] > 500
     for row in rows:
