@@ -91,6 +91,7 @@ def test_calibrate_rejects_bad_targets(capsys: pytest.CaptureFixture[str], small
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # embeds lfw_dev when the evaluation cache is cold
 def test_calibrated_far_holds_on_held_out_identities(capsys: pytest.CaptureFixture[str]) -> None:
     """tau chosen on half of lfw_dev's people for FAR 1e-3 gives a FAR within a factor of 2
     of it on the other half (PROTOCOL.md section 4), and the gallery-size model holds
@@ -106,7 +107,9 @@ def test_calibrated_far_holds_on_held_out_identities(capsys: pytest.CaptureFixtu
     held = result["held_out"]
     assert result["far"] <= 1e-3
     assert 0.5e-3 <= held["verification"]["far"]["value"] <= 2e-3
-    assert held["verification"]["tar"]["value"] > 0.85
+    # 0.949 with the shipped pipeline; 0.930 with flip fusion off (measured): a guard at
+    # the level we tune, not one any MTCNN pipeline passes
+    assert held["verification"]["tar"]["value"] >= 0.94
     rows = held["gallery_model_validation"]["independent"]["rows"]
     assert [row["gallery_size"] for row in rows][-1] > 500
     for row in rows:

@@ -57,12 +57,36 @@ def test_pgm_greyscale_becomes_three_equal_channels() -> None:
     np.testing.assert_array_equal(image[..., 0], image[..., 2])
 
 
-def test_exif_orientation_is_applied() -> None:
-    source = _gradient(40, 30)
+@pytest.mark.parametrize(
+    ("orientation", "shape", "corner"),
+    [  # where the stored image's top-left corner must be shown (EXIF 2.3, tag 0x0112)
+        (1, (30, 40), "top-left"),
+        (2, (30, 40), "top-right"),  # mirrored
+        (3, (30, 40), "bottom-right"),  # rotated 180
+        (6, (40, 30), "top-right"),  # rotate 90 CW to display
+        (8, (40, 30), "bottom-left"),  # rotate 90 CCW to display
+    ],
+)
+def test_exif_orientation_puts_the_pixels_where_it_says(
+    orientation: int, shape: tuple[int, int], corner: str
+) -> None:
+    stored = np.full((30, 40, 3), 255, dtype=np.uint8)
+    stored[:10, :10] = (255, 0, 0)  # a red mark on the stored top-left corner
     exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 CW to display"
-    image = decode_image(_encode(source, "JPEG", quality=95, exif=exif.tobytes()))
-    assert image.shape == (40, 30, 3)  # width and height swapped
+    exif[0x0112] = orientation
+    data = _encode(Image.fromarray(stored), "JPEG", quality=95, exif=exif.tobytes())
+    image = decode_image(data)
+    assert image.shape == (*shape, 3)
+    h, w = shape
+    corners = {
+        "top-left": image[2, 2],
+        "top-right": image[2, w - 3],
+        "bottom-left": image[h - 3, 2],
+        "bottom-right": image[h - 3, w - 3],
+    }
+    for name, pixel in corners.items():
+        red = pixel[0] > 200 and pixel[1] < 60 and pixel[2] < 60
+        assert red == (name == corner), (name, pixel)
 
 
 def test_gif_first_frame_is_used() -> None:

@@ -56,10 +56,16 @@ def _postgres_available() -> str | None:
     return None
 
 
+# CI sets this: a missing PostgreSQL must fail the run, not skip half the suite silently.
+REQUIRE_POSTGRES = os.environ.get("FACESVC_REQUIRE_POSTGRES", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     reason = _postgres_available()
     if reason:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"FACESVC_REQUIRE_POSTGRES is set but {reason}", pytrace=False)
         pytest.skip(reason)
     from sqlalchemy.engine import make_url
 

@@ -3,16 +3,21 @@ GET /v1/models/{name}/layers. Real pipeline, photos and databases (SQLite, Postg
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from PIL.ImageFilter import GaussianBlur
 
 from app.calibration import repository
 from app.calibration.calibrate import Request, calibrate
+from app.calibration.gallery import GalleryModel
 from app.calibration.models import StoredCalibration
+from app.errors import FacesvcError
 from app.evaluation.dataset import load_face_set
 from app.face.pipeline import FacePipeline
 from tests.service.conftest import Api, MakeApi
@@ -110,19 +115,68 @@ def test_stored_calibration_sets_the_default_thresholds(
     assert verify.json()["threshold"] == same["distance"] / 2
 
 
-def test_identify_threshold_follows_the_gallery_size(api: Api, report: dict[str, Any]) -> None:
+def borderline_probe(pipeline: FacePipeline, low: float, high: float) -> tuple[str, bytes, float]:
+    """A blurred second photo of someone whose distance to their first photo lies
+    inside (low, high) with a margin: a probe that one tau accepts and the other rejects."""
+    margin = 0.1 * (high - low)
+    for person in people():
+        enrolled = pipeline.analyze(photo(person, 1))[0].embedding
+        for radius in (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0):
+            image = Image.open(io.BytesIO(photo(person, 2))).filter(GaussianBlur(radius))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=95)
+            try:
+                probe = pipeline.analyze(buffer.getvalue())[0].embedding
+            except FacesvcError:
+                break  # blurred past detection
+            distance = float(((probe - enrolled) ** 2).sum())
+            if low + margin < distance < high - margin:
+                return person, buffer.getvalue(), distance
+    raise AssertionError(f"no probe between {low} and {high}")
+
+
+def test_identify_threshold_is_the_gallery_models_value_for_n(
+    api: Api, pipeline: FacePipeline, report: dict[str, Any]
+) -> None:
+    """At every gallery size N the served 1:N tau is the stored gallery model's tau for
+    the target FPIR at N, and a probe accepted at N = 1 is rejected at N = 23."""
     _store(api, report)
-    thresholds = []
-    for person in people(4):
-        api.enroll(photo(person), person)
+    model = GalleryModel.from_dict(report["gallery_model"])
+    fpir = report["fpir_target"]
+    largest = 2 * len(people()) - 1
+    person, probe, distance = borderline_probe(
+        pipeline, model.tau_for_fpir(fpir, largest), model.tau_for_fpir(fpir, 1)
+    )
+
+    def served(n: int) -> float:
         active = _active(api)
-        assert active["identify"]["gallery_size"] == active["gallery_faces"]
-        assert active["identify"]["fpir"] == report["fpir_target"]
-        thresholds.append(active["identify"]["default"])
-        recognized = api.recognize(photo(person, 2)).json()
-        assert recognized["threshold"] == active["identify"]["default"]
+        assert active["gallery_faces"] == active["identify"]["gallery_size"] == n
+        assert active["identify"]["fpir"] == fpir
+        tau = float(active["identify"]["default"])
+        assert tau == pytest.approx(model.tau_for_fpir(fpir, n), rel=1e-9)
+        assert float(model.fpir(tau, n)) == pytest.approx(fpir, rel=1e-6)  # forward check
+        return tau
+
+    identity = api.enroll(photo(person, 1), person).json()["identity"]["id"]
+    tau_one = served(1)
+    accepted = api.recognize(probe).json()
+    assert accepted["threshold"] == tau_one
+    assert accepted["faces"][0]["identity"]["id"] == identity
+    assert accepted["faces"][0]["distance"] == pytest.approx(distance, abs=1e-4)
+
+    thresholds = [tau_one]
+    for other in (p for p in people() if p != person):
+        for n in (1, 2):
+            assert api.enroll(photo(other, n), f"{other}-{n}").status_code == 201
+            thresholds.append(served(len(thresholds) + 1))
+    assert len(thresholds) == largest
     # each enrolled face is one more chance for a stranger: a stricter tau holds the FPIR
     assert thresholds == sorted(thresholds, reverse=True) and thresholds[0] > thresholds[-1]
+    rejected = api.recognize(probe).json()
+    assert rejected["threshold"] == thresholds[-1] < distance
+    face = rejected["faces"][0]
+    assert face["identity"] is None, face
+    assert face["candidates"][0]["identity"]["id"] == identity
 
 
 def test_fixed_and_other_version_calibrations(
