@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.api import errors
-from app.api.forms import JSON, media_type, openapi_body, parse_form
+from app.api.bounds import Label, PlainText
+from app.api.forms import JSON, media_type, openapi_body, openapi_json_body, parse_form, parse_json
 from app.deps import EnrollKey, GalleryDep, InferenceDep, MetricsDep, SessionDep, SettingsDep
 from app.errors import UnsupportedMediaType
 from app.identities import service
@@ -89,9 +90,9 @@ async def add_face(
 async def list_identities(
     _: EnrollKey,
     session: SessionDep,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[PlainText | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    external_id: Annotated[Label | None, Query(max_length=200)] = None,
 ) -> IdentityPage:
     return await service.list_page(session, cursor=cursor, limit=limit, external_id=external_id)
 
@@ -109,14 +110,16 @@ async def get_identity(identity_id: uuid.UUID, _: EnrollKey, session: SessionDep
     "/{identity_id}",
     response_model=IdentityOut,
     responses=errors.responses(errors.NOT_FOUND),
+    openapi_extra=openapi_json_body(IdentityPatch),
 )
 async def update_identity(
     identity_id: uuid.UUID,
+    request: Request,
     _: EnrollKey,
     __: Annotated[None, Depends(require_json)],
-    patch: IdentityPatch,
     session: SessionDep,
 ) -> IdentityOut:
+    patch = await parse_json(request, IdentityPatch)
     return await service.update(session, identity_id, patch)
 
 
