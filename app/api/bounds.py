@@ -9,7 +9,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
 from pydantic_core import from_json, to_json
 
 # Deepest nesting of any JSON we accept, counting the outermost object or array.
@@ -39,12 +39,17 @@ def free_text(value: str) -> str:
     return value
 
 
+def _plain_if_text(value: Any) -> Any:
+    return plain_text(value) if isinstance(value, str) else value
+
+
 PlainText = Annotated[str, AfterValidator(plain_text)]
-# A name or an id: trimmed, 1-200 characters, no control characters.
+# A name or an id: no control characters (checked before trimming, which would drop
+# some, such as U+0085, at the ends), then trimmed, 1-200 characters.
 Label = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(plain_text),
+    BeforeValidator(_plain_if_text),
 ]
 
 
@@ -100,11 +105,11 @@ def metadata(value: Any) -> dict[str, Any] | None:
         return None
     if isinstance(value, str | bytes):
         if len(value) > 4 * MAX_METADATA_BYTES:  # before parsing; exact size below
-            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
-        value = load_json(value, "metadata")
+            raise ValueError(f"larger than {MAX_METADATA_BYTES} bytes")
+        value = load_json(value, "the JSON")
     if not isinstance(value, dict):
-        raise ValueError("metadata must be a JSON object")
-    check_json(value, "metadata", text=True)
+        raise ValueError("must be a JSON object")
+    check_json(value, "the JSON", text=True)
     if len(to_json(value)) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+        raise ValueError(f"larger than {MAX_METADATA_BYTES} bytes")
     return value

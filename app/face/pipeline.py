@@ -14,7 +14,13 @@ from app.errors import ModelUnavailable, MultipleFaces, NoFaceFound
 from app.face.align import align_face
 from app.face.backbones import load_backbone
 from app.face.backbones.base import Backbone
-from app.face.decode import DecodeLimits, decode_image, image_scale, scale_detection
+from app.face.decode import (
+    DecodeLimits,
+    decode_image,
+    image_scale,
+    return_freed_images_to_the_system,
+    scale_detection,
+)
 from app.face.decode_budget import PixelBudget
 from app.face.detect import DetectorConfig, FaceDetector
 from app.face.device import resolve_device
@@ -70,6 +76,7 @@ class FacePipeline:
         self.backbone = backbone
         # Large images are decoded only as large as detection looks at them (its
         # downscaled copy); boxes are mapped back to the sent image's pixels.
+        return_freed_images_to_the_system()
         self.limits = DecodeLimits(
             settings.max_image_bytes,
             settings.max_image_pixels,
@@ -126,12 +133,33 @@ class FacePipeline:
 
     def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]:
         """`detect` for several images, batching those of the same size."""
-        found = self.detector.detect_many([np.asarray(image) for image in images])
-        out = []
-        for image, faces in zip(images, found, strict=True):
-            sx, sy = image_scale(image)
-            out.append([scale_detection(face, sx, sy) for face in faces])
-        return out
+        found: list[list[Detection]] = [[] for _ in images]
+        for batch in self._detection_batches(images):
+            faces = self.detector.detect_many([np.asarray(images[i]) for i in batch])
+            for i, image_faces in zip(batch, faces, strict=True):
+                sx, sy = image_scale(images[i])
+                found[i] = [scale_detection(face, sx, sy) for face in image_faces]
+        return found
+
+    def _detection_batches(self, images: Sequence[RGBImage]) -> list[list[int]]:
+        """Indices of `images`, same sizes side by side, in batches of at most one
+        detection_max_side-square of pixels as MTCNN sees them: its memory grows with a
+        batch's pixels (eight 1600-px images at once took 1 GB), while small images
+        still share their passes. SCRFD runs every image at its fixed input size."""
+        if self.detector.name != "mtcnn":
+            return [list(range(len(images)))] if images else []
+        side = self.settings.detection_max_side
+        batches: list[list[int]] = []
+        used = float(side * side)
+        for i in sorted(range(len(images)), key=lambda i: images[i].shape[:2]):
+            height, width = images[i].shape[:2]
+            pixels = height * width * min(1.0, side / max(height, width)) ** 2
+            if used + pixels > side * side:
+                batches.append([])
+                used = 0.0
+            batches[-1].append(i)
+            used += pixels
+        return batches
 
     def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
         if self._dlib_aligner is not None:
