@@ -19,7 +19,18 @@ class Settings(BaseSettings):
 
     # --- decoding limits (checked before full decode) ---
     max_image_bytes: int = Field(10_000_000, gt=0, description="Largest accepted upload.")
-    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted width*height.")
+    max_image_pixels: int = Field(
+        25_000_000,
+        gt=0,
+        description="Largest accepted width*height (a 24 MP camera photo fits; 6000x6000 "
+        "does not), checked from the header before any pixel is decoded.",
+    )
+    decode_pixels_in_flight: int = Field(
+        25_000_000,
+        gt=0,
+        description="Pixels being decoded at once per process; a decode that does not fit "
+        "waits (one image larger than this still runs, alone).",
+    )
 
     # --- detection ---
     min_face_size: int = Field(20, gt=0, description="Smallest face side in pixels (MTCNN).")

@@ -10,8 +10,9 @@ from typing import ClassVar
 
 
 class FacesvcError(Exception):
-    status_code: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
+    # Subclasses name the case; the base itself is a client error in general terms.
+    status_code: ClassVar[int] = 422
+    code: ClassVar[str] = "validation_error"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -23,8 +23,8 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="Human-readable explanation.")
 
 
+# A 400 from the framework (a body it could not parse) is answered as our 422.
 _HTTP_CODES = {
-    400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -50,7 +50,8 @@ def _describe(errors: Any) -> str:
     parts = []
     for err in errors:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        msg = str(err.get("msg")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts) or "invalid request"
 
 
@@ -69,6 +70,8 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def http_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        return _response(422, "validation_error", "the request could not be parsed")
     code = _HTTP_CODES.get(exc.status_code, "error")
     return _response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import json
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api import bounds
 from app.api.limits import BodyTooLarge
 from app.errors import ImageTooLarge, UnsupportedMediaType, ValidationFailed
 
@@ -24,6 +24,8 @@ M = TypeVar("M", bound=BaseModel)
 
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
+MAX_FIELDS = 32
+MAX_PART_BYTES = 1 << 20  # a non-file multipart field
 
 
 def media_type(request: Request) -> str:
@@ -38,7 +40,8 @@ def validation_detail(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
@@ -65,11 +68,17 @@ async def _from_multipart(
     request: Request, image_fields: tuple[str, ...], limit: int
 ) -> dict[str, Any]:
     try:
-        form = await request.form(max_files=len(image_fields), max_fields=32, max_part_size=1 << 20)
+        form = await request.form(
+            max_files=len(image_fields), max_fields=MAX_FIELDS, max_part_size=MAX_PART_BYTES
+        )
     except BodyTooLarge:
         raise
     except StarletteHTTPException as exc:  # malformed multipart, too many parts
-        raise ValidationFailed(f"malformed multipart body: {exc.detail}") from exc
+        raise ValidationFailed(
+            f"the multipart body could not be read: it is malformed, or has more than "
+            f"{MAX_FIELDS} fields, more than {len(image_fields)} file(s) or a field over "
+            f"{MAX_PART_BYTES} bytes"
+        ) from exc
     data: dict[str, Any] = {}
     try:
         for key, value in form.multi_items():
@@ -88,13 +97,20 @@ async def _from_multipart(
     return data
 
 
-async def _from_json(request: Request, image_fields: tuple[str, ...], limit: int) -> dict[str, Any]:
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, bounded in depth (`app.api.bounds`); the body limit
+    bounds its size."""
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"the body is not valid JSON: {exc}") from exc
+        body = bounds.load_json(await request.body(), "the body")
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
     if not isinstance(body, dict):
         raise ValidationFailed("the JSON body must be an object")
+    return body
+
+
+async def _from_json(request: Request, image_fields: tuple[str, ...], limit: int) -> dict[str, Any]:
+    body = await _json_object(request)
     for field in image_fields:
         if field in body and body[field] is not None:
             body[field] = _b64(field, body[field], limit)
@@ -114,10 +130,26 @@ async def parse_form(
             f"content type {kind or '(none)'!r} is not supported; "
             f"send {MULTIPART} or {JSON} with base64 images"
         )
+    return _validate(model, data)
+
+
+async def parse_json(request: Request, model: type[M]) -> M:
+    """A JSON-only body (PATCH), parsed with the same bounds as the forms."""
+    return _validate(model, await _json_object(request))
+
+
+def _validate(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(validation_detail(exc)) from exc
+
+
+def openapi_json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON body read by `parse_json`."""
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
 def openapi_body(model: type[BaseModel], image_fields: tuple[str, ...]) -> dict[str, Any]:

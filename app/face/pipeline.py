@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -14,7 +14,14 @@ from app.errors import ModelUnavailable, MultipleFaces, NoFaceFound
 from app.face.align import align_face
 from app.face.backbones import load_backbone
 from app.face.backbones.base import Backbone
-from app.face.decode import DecodeLimits, decode_image
+from app.face.decode import (
+    DecodeLimits,
+    decode_image,
+    image_scale,
+    return_freed_images_to_the_system,
+    scale_detection,
+)
+from app.face.decode_budget import PixelBudget
 from app.face.detect import DetectorConfig, FaceDetector
 from app.face.device import resolve_device
 from app.face.types import AlignedFace, Detection, Embedding, RGBImage
@@ -67,7 +74,15 @@ class FacePipeline:
         self.settings = settings
         self.detector = detector
         self.backbone = backbone
-        self.limits = DecodeLimits(settings.max_image_bytes, settings.max_image_pixels)
+        # Large images are decoded only as large as detection looks at them (its
+        # downscaled copy); boxes are mapped back to the sent image's pixels.
+        return_freed_images_to_the_system()
+        self.limits = DecodeLimits(
+            settings.max_image_bytes,
+            settings.max_image_pixels,
+            work_side=settings.detection_max_side,
+            budget=PixelBudget(settings.decode_pixels_in_flight),
+        )
         self._dlib_aligner = None
         if settings.landmarks == "dlib5":
             from app.face.dlib_landmarks import DlibFivePointAligner
@@ -108,15 +123,43 @@ class FacePipeline:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def decode(self, data: bytes) -> RGBImage:
+        """The image, possibly reduced (`app.face.decode.DecodedImage`): `detect` and
+        `select` take it as it is and speak in the original image's pixels."""
         return decode_image(data, self.limits)
 
     def detect(self, image: RGBImage) -> list[Detection]:
-        """All faces, largest first; an empty list when there is none."""
-        return self.detector.detect(image)
+        """All faces, largest first, in the original image's pixels; [] when none."""
+        return self.detect_many([image])[0]
 
     def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]:
         """`detect` for several images, batching those of the same size."""
-        return self.detector.detect_many(images)
+        found: list[list[Detection]] = [[] for _ in images]
+        for batch in self._detection_batches(images):
+            faces = self.detector.detect_many([np.asarray(images[i]) for i in batch])
+            for i, image_faces in zip(batch, faces, strict=True):
+                sx, sy = image_scale(images[i])
+                found[i] = [scale_detection(face, sx, sy) for face in image_faces]
+        return found
+
+    def _detection_batches(self, images: Sequence[RGBImage]) -> list[list[int]]:
+        """Indices of `images`, same sizes side by side, in batches of at most one
+        detection_max_side-square of pixels as MTCNN sees them: its memory grows with a
+        batch's pixels (eight 1600-px images at once took 1 GB), while small images
+        still share their passes. SCRFD runs every image at its fixed input size."""
+        if self.detector.name != "mtcnn":
+            return [list(range(len(images)))] if images else []
+        side = self.settings.detection_max_side
+        batches: list[list[int]] = []
+        used = float(side * side)
+        for i in sorted(range(len(images)), key=lambda i: images[i].shape[:2]):
+            height, width = images[i].shape[:2]
+            pixels = height * width * min(1.0, side / max(height, width)) ** 2
+            if used + pixels > side * side:
+                batches.append([])
+                used = 0.0
+            batches[-1].append(i)
+            used += pixels
+        return batches
 
     def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
         if self._dlib_aligner is not None:
@@ -167,4 +210,11 @@ class FacePipeline:
                 "or ask for the largest one"
             )
         chosen = detections if faces == "all" else detections[:1]
-        return [self.align(image, detection) for detection in chosen]
+        sx, sy = image_scale(image)
+        if sx == 1.0 and sy == 1.0:
+            return [self.align(image, detection) for detection in chosen]
+        pixels = np.asarray(image)
+        return [  # align in this image's pixels, report in the original's
+            replace(self.align(pixels, scale_detection(d, 1 / sx, 1 / sy)), detection=d)
+            for d in chosen
+        ]

@@ -9,7 +9,8 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, R
 
 from app import db
 from app.api import errors
-from app.api.forms import JSON, media_type, openapi_body, parse_form
+from app.api.bounds import Label, PlainText
+from app.api.forms import JSON, media_type, openapi_body, openapi_json_body, parse_form, parse_json
 from app.deps import (
     ContextDep,
     EnrollKey,
@@ -99,9 +100,9 @@ async def add_face(
 async def list_identities(
     _: ReadKey,
     session: SessionDep,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[PlainText | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    external_id: Annotated[Label | None, Query(max_length=200)] = None,
 ) -> IdentityPage:
     return await service.list_page(session, cursor=cursor, limit=limit, external_id=external_id)
 
@@ -119,16 +120,18 @@ async def get_identity(identity_id: uuid.UUID, _: ReadKey, session: SessionDep) 
     "/{identity_id}",
     response_model=IdentityOut,
     responses=errors.responses(errors.NOT_FOUND),
+    openapi_extra=openapi_json_body(IdentityPatch),
 )
 async def update_identity(
     identity_id: uuid.UUID,
+    request: Request,
     _: EnrollKey,
     __: Annotated[None, Depends(require_json)],
-    patch: IdentityPatch,
     session: SessionDep,
     context: ContextDep,
     background: BackgroundTasks,
 ) -> IdentityOut:
+    patch = await parse_json(request, IdentityPatch)
     updated = await service.update(session, identity_id, patch)
     background.add_task(db.checkpoint, context.db)  # the old name leaves the WAL too
     return updated

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from app.api import bounds
 from app.identities.models import Face, Identity
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Trimmed, 1-200 characters, no control characters (NUL included).
+Name = bounds.Label
+ExternalId = bounds.Label
+# A JSON object (multipart: as a string), at most 32 levels deep and 16 KiB, keys and
+# strings without control characters (tab and newline allowed in strings).
+Metadata = Annotated[dict[str, Any] | None, BeforeValidator(bounds.metadata)]
 Box = tuple[float, float, float, float]
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def parse_metadata(value: Any) -> Any:
-    """Multipart sends metadata as a JSON string; JSON bodies may send the object itself."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ValueError("metadata must be a JSON object") from exc
-    if value is not None and not isinstance(value, dict):
-        raise ValueError("metadata must be a JSON object")
-    return value
 
 
 class IdentityOut(BaseModel):
@@ -96,10 +88,8 @@ class EnrollForm(BaseModel):
     image: bytes = Field(description="Photo with exactly one face (or use largest_face).")
     name: Name
     external_id: ExternalId | None = Field(None, description="Your own unique id.")
-    metadata: dict[str, Any] | None = Field(None, description="Free-form JSON object.")
+    metadata: Metadata = Field(None, description="Free-form JSON object.")
     largest_face: bool = Field(False, description="Use the largest face if there are several.")
-
-    _metadata = field_validator("metadata", mode="before")(parse_metadata)
 
 
 class AddFaceForm(BaseModel):
@@ -113,4 +103,4 @@ class IdentityPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    metadata: dict[str, Any] | None = Field(None, description="Replaces the stored metadata.")
+    metadata: Metadata = Field(None, description="Replaces the stored metadata.")

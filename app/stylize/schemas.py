@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.api.bounds import load_json
 from app.stylize.models import StyleJob
 from app.stylize.options import StyleOptions
 
@@ -24,10 +24,7 @@ class StylizeForm(StyleOptions):
     def _json_object(cls, value: Any) -> Any:
         """In a multipart form, style_layers is a JSON object as a string."""
         if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError as error:
-                raise ValueError(f"not a JSON object: {error}") from error
+            return load_json(value, "style_layers")  # bounded depth, no recursion
         return value
 
     def options(self) -> StyleOptions:

@@ -1,5 +1,6 @@
-"""A real uvicorn server on 127.0.0.1 in a thread: for what only a socket shows
-(keep-alive reuse, a client that hangs up, readable error answers)."""
+"""A real uvicorn server on 127.0.0.1 in a thread, for what only a socket shows:
+keep-alive reuse, clients that hang up or send before they read, Expect: 100-continue,
+concurrent uploads."""
 
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(app: FastAPI, **config: object) -> Iterator[str]:
-    """Serve `app` (its lifespan included) until the block ends; yields the base URL."""
+    """Serve `app` (its lifespan included) until the block ends; yields the base URL.
+    Logging is left to the test's configuration (caplog sees the server's records)."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **config)  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
@@ -39,3 +41,10 @@ def live_server(app: FastAPI, **config: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@contextmanager
+def serve(app: FastAPI, http: str = "auto") -> Iterator[str]:
+    """`live_server` with one of uvicorn's HTTP implementations (h11, httptools)."""
+    with live_server(app, http=http, log_level="warning") as url:
+        yield url
