@@ -49,6 +49,23 @@ class _Bucket:
     sizes: torch.Tensor  # (b, 2) int64 height, width
 
 
+class _ChannelsLastPReLU(torch.nn.Module):
+    """PReLU computed on the (pixels, channels) view of a channels-last tensor: the same
+    numbers, and on the CPU several times faster than torch's PReLU in that layout
+    (which took 40% of the detection time)."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last):
+            return torch.nn.functional.prelu(x, self.weight)
+        nhwc = x.permute(0, 2, 3, 1)
+        flat = torch.nn.functional.prelu(nhwc.reshape(-1, x.shape[1]), self.weight)
+        return flat.view(nhwc.shape).permute(0, 3, 1, 2)
+
+
 @dataclass
 class _Batch:
     buckets: list[_Bucket]
@@ -66,6 +83,9 @@ class BatchedMTCNN:
             # The crops arrive channels-last (gathered as NHWC); on the CPU torch's
             # convolutions and pooling are faster in that layout (bench/detect.py).
             net.to(memory_format=torch.channels_last)
+            for name, module in list(net.named_children()):
+                if isinstance(module, torch.nn.PReLU):
+                    setattr(net, name, _ChannelsLastPReLU(module.weight))
 
     @torch.inference_mode()
     def detect(
@@ -287,10 +307,14 @@ def area_resample(
     rows_from, rows_to = _bins(y0, y1, out_sizes[:, 0])
     cols_from, cols_to = _bins(x0, x1, out_sizes[:, 1])
     image = torch.arange(len(y0), device=sat.device) if index is None else index
-    image = image[:, None, None]
+    # One flat gather per corner: far faster than 3-way advanced indexing on the CPU.
+    _, height, width, _ = sat.shape
+    flat = sat.view(-1, 3)
+    base = (image * (height * width))[:, None, None]
 
     def corner(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        return sat[image, rows[:, :, None], cols[:, None, :]]
+        at = base + (rows * width)[:, :, None] + cols[:, None, :]
+        return flat.index_select(0, at.view(-1)).view(*at.shape, 3)
 
     total = (
         corner(rows_to, cols_to)

@@ -51,6 +51,7 @@ def load_detector(settings: Settings) -> Detector:
         score_threshold=settings.detection_threshold,
         upsample_below=settings.detection_upsample_below,
         max_side=settings.detection_max_side,
+        impl=settings.detect_impl,
     )
     return FaceDetector(config, device)
 
@@ -105,6 +106,8 @@ class FacePipeline:
             f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
             f"{s.detection_max_side}",
         ]
+        if s.detect_impl != "facenet":  # the same boxes within 1e-4 px, not bit for bit
+            parts.append(s.detect_impl)
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def decode(self, data: bytes) -> RGBImage:
