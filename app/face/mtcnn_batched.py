@@ -74,9 +74,12 @@ class _Batch:
 
 
 class BatchedMTCNN:
-    def __init__(self, device: torch.device, min_face_size: int = 20) -> None:
+    def __init__(
+        self, device: torch.device, min_face_size: int = 20, bucket_slack: float = BUCKET_SLACK
+    ) -> None:
         self.device = device
         self.min_face_size = min_face_size
+        self.bucket_slack = bucket_slack
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         for net in (self.pnet, self.rnet, self.onet):
             net.to(device).eval()
@@ -94,7 +97,7 @@ class BatchedMTCNN:
         """(h, w, 3) uint8 RGB images -> each image's faces."""
         if not images:
             return []
-        groups = bucket_by_size(images)
+        groups = bucket_by_size(images, self.bucket_slack)
         buckets = [self._bucket(images, members) for members in groups]
         bucket_of, local_of = np.zeros(len(images), np.int64), np.zeros(len(images), np.int64)
         for number, members in enumerate(groups):
@@ -249,6 +252,8 @@ def _crops(
         mine = (batch.bucket_of[image_ids] == number).nonzero(as_tuple=True)[0]
         if len(batch.buckets) == 1:
             mine = torch.arange(len(boxes), device=boxes.device)
+        if len(mine) == 0:
+            continue
         local = batch.local_of[image_ids[mine]]
         height, width = bucket.sizes[local, 0], bucket.sizes[local, 1]
         x1, y1, x2, y2 = corners[mine].unbind(1)
@@ -262,7 +267,7 @@ def _crops(
         fixed = torch.full((len(mine), 2), size, device=boxes.device)
         crops = area_resample(bucket.sat, local, y0, y2, x0, x2, fixed)
         parts.append((mine, crops, ok))
-    if len(parts) == 1:
+    if len(parts) == 1 and len(parts[0][0]) == len(boxes):
         return parts[0][1], parts[0][2]
     crops = boxes.new_zeros((len(boxes), 3, size, size))
     usable = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
@@ -273,9 +278,10 @@ def _crops(
     return crops, usable
 
 
-def bucket_by_size(images: Sequence[npt.NDArray[np.uint8]]) -> list[list[int]]:
+def bucket_by_size(images: Sequence[npt.NDArray[np.uint8]], slack: float) -> list[list[int]]:
     """Groups of images to pad together: sorted by area, a group grows while its canvas
-    holds at most BUCKET_SLACK more pixels than its images."""
+    holds at most `slack` times more padding than image pixels (inf: one canvas, 0:
+    only same-size images share one)."""
     order = sorted(range(len(images)), key=lambda i: images[i].shape[0] * images[i].shape[1])
     groups: list[list[int]] = []
     for i in order:
@@ -284,7 +290,7 @@ def bucket_by_size(images: Sequence[npt.NDArray[np.uint8]]) -> list[list[int]]:
             height = max(images[j].shape[0] for j in group)
             width = max(images[j].shape[1] for j in group)
             pixels = sum(images[j].shape[0] * images[j].shape[1] for j in group)
-            if height * width * len(group) <= (1 + BUCKET_SLACK) * pixels:
+            if height * width * len(group) <= (1 + slack) * pixels:
                 groups[-1] = group
                 continue
         groups.append([i])
