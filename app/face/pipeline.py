@@ -10,13 +10,14 @@ from typing import Literal, Protocol
 import numpy as np
 
 from app.config import Settings
-from app.errors import ModelUnavailable, MultipleFaces, NoFaceFound
+from app.errors import FacesvcError, ModelUnavailable, MultipleFaces, NoFaceFound
 from app.face.align import align_face
 from app.face.backbones import load_backbone
 from app.face.backbones.base import Backbone
 from app.face.decode import DecodeLimits, decode_image
 from app.face.detect import DetectorConfig, FaceDetector
 from app.face.device import resolve_device
+from app.face.gpu_decode import DeviceDecoder
 from app.face.types import AlignedFace, Detection, Embedding, RGBImage
 
 FaceSelection = Literal["single", "largest", "all"]
@@ -69,6 +70,11 @@ class FacePipeline:
         self.detector = detector
         self.backbone = backbone
         self.limits = DecodeLimits(settings.max_image_bytes, settings.max_image_pixels)
+        device = resolve_device(settings.device)
+        on_device = settings.decode_on_device
+        if on_device is None:  # nvjpeg on CUDA; on the CPU it is libjpeg-turbo, like PIL
+            on_device = device.type == "cuda"
+        self._device_decoder = DeviceDecoder(device, self.limits) if on_device else None
         self._dlib_aligner = None
         if settings.landmarks == "dlib5":
             from app.face.dlib_landmarks import DlibFivePointAligner
@@ -112,6 +118,19 @@ class FacePipeline:
 
     def decode(self, data: bytes) -> RGBImage:
         return decode_image(data, self.limits)
+
+    def decode_many(self, blobs: Sequence[bytes]) -> list[RGBImage | FacesvcError]:
+        """`decode` for a batch, each image or its error; JPEGs decoded together on the
+        device when FACESVC_DECODE_ON_DEVICE is on (by default on CUDA)."""
+        if self._device_decoder is not None:
+            return self._device_decoder.decode_many(blobs)
+        results: list[RGBImage | FacesvcError] = []
+        for blob in blobs:
+            try:
+                results.append(self.decode(blob))
+            except FacesvcError as exc:
+                results.append(exc)
+        return results
 
     def detect(self, image: RGBImage) -> list[Detection]:
         """All faces, largest first; an empty list when there is none."""
