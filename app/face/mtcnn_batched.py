@@ -15,6 +15,7 @@ as one image alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,9 +26,13 @@ from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 from torchvision.ops import nms
 
 FACTOR = 0.709  # facenet-pytorch's pyramid step
-# Images go into one padded canvas while the padding adds at most this fraction of their
-# own pixels; otherwise they are split into size buckets (bench/detect.py, mixed sizes).
-BUCKET_SLACK = 0.5
+# How much padding (as a fraction of the images' own pixels) a shared canvas may add
+# before images are split into size buckets. On the CPU padding costs its full compute
+# (a mixed-size batch of 32 ran 3x slower padded than bucketed, docs/performance.md), so
+# only same-size images share a canvas; a GPU has compute to spare but pays a round trip
+# per bucket and scale, so it pads everything into one canvas.
+BUCKET_SLACK = {"cpu": 0.0, "cuda": math.inf}
+CPU_CHUNK, GPU_CHUNK = 256, 16384  # R-Net/O-Net crops per forward pass
 _MASKED = -1e4  # below any real P-Net activation: max-pooling never picks it
 
 
@@ -47,6 +52,7 @@ class _Bucket:
     members: list[int]  # indices into the whole batch
     sat: torch.Tensor  # (b, H + 1, W + 1, 3) integer running sums
     sizes: torch.Tensor  # (b, 2) int64 height, width
+    host_sizes: list[tuple[int, int]]  # the same, on the host (no device round trips)
 
 
 class _ChannelsLastPReLU(torch.nn.Module):
@@ -75,11 +81,13 @@ class _Batch:
 
 class BatchedMTCNN:
     def __init__(
-        self, device: torch.device, min_face_size: int = 20, bucket_slack: float = BUCKET_SLACK
+        self, device: torch.device, min_face_size: int = 20, bucket_slack: float | None = None
     ) -> None:
         self.device = device
         self.min_face_size = min_face_size
-        self.bucket_slack = bucket_slack
+        self.bucket_slack = (
+            BUCKET_SLACK.get(device.type, 0.0) if bucket_slack is None else bucket_slack
+        )
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         for net in (self.pnet, self.rnet, self.onet):
             net.to(device).eval()
@@ -125,8 +133,9 @@ class BatchedMTCNN:
         dtype = torch.int32 if height * width < 2**31 // 255 else torch.int64
         sat = pixels.to(dtype).cumsum(1).cumsum(2)
         sat = torch.nn.functional.pad(sat, (0, 0, 1, 0, 1, 0))
-        sizes = torch.tensor([images[i].shape[:2] for i in members], device=self.device)
-        return _Bucket(members, sat, sizes)
+        host_sizes = [(images[i].shape[0], images[i].shape[1]) for i in members]
+        sizes = torch.tensor(host_sizes, device=self.device)
+        return _Bucket(members, sat, sizes, host_sizes)
 
     def _propose(self, buckets: list[_Bucket], threshold: float) -> tuple[torch.Tensor, ...]:
         """P-Net over the pyramid: (n, 9) boxes x1, y1, x2, y2, score, reg * 4, and the
@@ -134,10 +143,10 @@ class BatchedMTCNN:
         found, found_ids = [], []
         m = 12.0 / self.min_face_size
         for bucket in buckets:
-            sides = [min(int(h), int(w)) * m for h, w in bucket.sizes.tolist()]
+            sides = [min(h, w) * m for h, w in bucket.host_sizes]
             scale = m
             while max(sides) >= 12:  # the same float steps as facenet-pytorch's loop
-                rows = torch.tensor([s >= 12 for s in sides], device=self.device)
+                rows = [i for i, side in enumerate(sides) if side >= 12]
                 boxes, ids = self._pnet_scale(bucket, rows, scale, threshold)
                 # NMS within each scale and image
                 keep = grouped_nms(boxes[:, :4], boxes[:, 4], ids, 0.5)
@@ -166,15 +175,21 @@ class BatchedMTCNN:
         return _square(calibrated), image_ids
 
     def _pnet_scale(
-        self, bucket: _Bucket, rows: torch.Tensor, scale: float, threshold: float
+        self, bucket: _Bucket, rows: list[int], scale: float, threshold: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One pyramid level of the images in `rows`: candidate boxes, bucket-local ids."""
-        (index,) = rows.nonzero(as_tuple=True)
+        host = [(int(h * scale + 1), int(w * scale + 1)) for h, w in bucket.host_sizes]
+        host = [host[i] for i in rows]
+        index = torch.tensor(rows, device=self.device)
         sizes = bucket.sizes[index]
-        out_sizes = (sizes.double() * scale + 1).long()  # int(h * scale + 1)
+        out_sizes = torch.tensor(host, device=self.device)
+        largest = (max(h for h, _ in host), max(w for _, w in host))
         zero = torch.zeros_like(sizes[:, 0])
-        level = area_resample(bucket.sat, index, zero, sizes[:, 0], zero, sizes[:, 1], out_sizes)
-        reg, probs = self._pnet(level, out_sizes)
+        level = area_resample(
+            bucket.sat, index, zero, sizes[:, 0], zero, sizes[:, 1], out_sizes, largest
+        )
+        padded = any(size != largest for size in host)
+        reg, probs = self._pnet(level, out_sizes, padded)
         # Cells of P-Net's output that lie inside each image.
         valid_h = (out_sizes[:, 0] - 2 + 1) // 2 - 4
         valid_w = (out_sizes[:, 1] - 2 + 1) // 2 - 4
@@ -190,18 +205,26 @@ class BatchedMTCNN:
         return boxes, index[local]
 
     def _pnet(
-        self, level: torch.Tensor, out_sizes: torch.Tensor
+        self, level: torch.Tensor, out_sizes: torch.Tensor, padded: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """P-Net with its first pooling masked outside each image."""
         net = self.pnet
         x = net.prelu1(net.conv1(level))
-        if bool((out_sizes != out_sizes.max(0).values).any()):
+        if padded:
             inside = _inside(out_sizes[:, 0] - 2, out_sizes[:, 1] - 2, x.shape[2], x.shape[3])
             x = x.masked_fill(~inside[:, None], _MASKED)
         x = net.pool1(x)
         x = net.prelu3(net.conv3(net.prelu2(net.conv2(x))))
         probs = net.softmax4_1(net.conv4_1(x))[:, 1]
         return net.conv4_2(x), probs
+
+    def _chunked(self, net: torch.nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`net` over the crops in slices: on the CPU R-Net's activations for thousands
+        of crops outgrow the caches (batches of 32 images ran 10% slower per image than
+        8 before this); a GPU takes them whole."""
+        size = CPU_CHUNK if crops.device.type == "cpu" else GPU_CHUNK
+        outputs = [net(crops[i : i + size]) for i in range(0, len(crops), size)]
+        return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
 
     def _refine(
         self, batch: _Batch, boxes: torch.Tensor, image_ids: torch.Tensor, threshold: float
@@ -210,7 +233,7 @@ class BatchedMTCNN:
         if len(boxes) == 0:
             return boxes, image_ids
         crops, usable = _crops(batch, boxes, image_ids, 24)
-        reg, probs = self.rnet(crops)
+        reg, probs = self._chunked(self.rnet, crops)
         score = probs[:, 1]
         passed = (score > threshold) & usable
         boxes = torch.cat([boxes[passed, :4], score[passed, None]], dim=1)
@@ -225,7 +248,7 @@ class BatchedMTCNN:
         if len(boxes) == 0:
             return boxes, boxes.new_zeros((0, 5, 2)), image_ids
         crops, usable = _crops(batch, boxes, image_ids, 48)
-        reg, marks, probs = self.onet(crops)
+        reg, marks, probs = self._chunked(self.onet, crops)
         score = probs[:, 1]
         passed = (score > threshold) & usable
         boxes = torch.cat([boxes[passed, :4], score[passed, None]], dim=1)
@@ -265,7 +288,7 @@ def _crops(
         # empty crops are read as one pixel and dropped after the network
         x2, y2 = torch.where(ok, x2, x0 + 1), torch.where(ok, y2, y0 + 1)
         fixed = torch.full((len(mine), 2), size, device=boxes.device)
-        crops = area_resample(bucket.sat, local, y0, y2, x0, x2, fixed)
+        crops = area_resample(bucket.sat, local, y0, y2, x0, x2, fixed, (size, size))
         parts.append((mine, crops, ok))
     if len(parts) == 1 and len(parts[0][0]) == len(boxes):
         return parts[0][1], parts[0][2]
@@ -305,13 +328,14 @@ def area_resample(
     x0: torch.Tensor,
     x1: torch.Tensor,
     out_sizes: torch.Tensor,
+    largest: tuple[int, int],
 ) -> torch.Tensor:
     """Regions [y0, y1) x [x0, x1) of the images behind `sat` (row `index[k]`, or row k
     when None), each averaged over adaptive bins into out_sizes[k] = (h, w) pixels, as
-    torch's adaptive_avg_pool2d does; padded to the largest size, normalised as MTCNN
+    torch's adaptive_avg_pool2d does; padded to `largest` (the largest size), normalised as MTCNN
     wants, returned (n, 3, H, W) in channels-last layout."""
-    rows_from, rows_to = _bins(y0, y1, out_sizes[:, 0])
-    cols_from, cols_to = _bins(x0, x1, out_sizes[:, 1])
+    rows_from, rows_to = _bins(y0, y1, out_sizes[:, 0], largest[0])
+    cols_from, cols_to = _bins(x0, x1, out_sizes[:, 1], largest[1])
     image = torch.arange(len(y0), device=sat.device) if index is None else index
     # One flat gather per corner: far faster than 3-way advanced indexing on the CPU.
     _, height, width, _ = sat.shape
@@ -333,12 +357,14 @@ def area_resample(
     return ((mean - 127.5) * 0.0078125).permute(0, 3, 1, 2)
 
 
-def _bins(start: torch.Tensor, stop: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _bins(
+    start: torch.Tensor, stop: torch.Tensor, out: torch.Tensor, largest: int
+) -> tuple[torch.Tensor, ...]:
     """Adaptive pooling's bins over [start, stop) into `out` cells: cell i covers
     [floor(i * n / out), ceil((i + 1) * n / out)); cells past `out` get a dummy bin."""
     length = (stop - start)[:, None]
     cells = out[:, None]
-    i = torch.arange(int(out.max()), device=out.device)[None]
+    i = torch.arange(largest, device=out.device)[None]
     lo = (i * length) // cells
     hi = -((-(i + 1) * length) // cells)
     real = i < cells
