@@ -126,3 +126,12 @@ def test_grouped_nms_never_suppresses_across_images() -> None:
     assert sorted(kept.tolist()) == [0, 1]
     same_image = grouped_nms(boxes, torch.tensor([0.9, 0.8]), torch.tensor([1, 1]), 0.5)
     assert same_image.tolist() == [0]
+
+
+def test_images_too_small_for_the_pyramid_give_no_faces(batched: BatchedMTCNN) -> None:
+    photo = _photos()[0]
+    tiny, flat = np.zeros((8, 9, 3), np.uint8), np.full((40, 30, 3), 200, np.uint8)
+    alone = batched.detect([tiny], STANDARD_STAGE_THRESHOLDS)
+    assert len(alone) == 1 and len(alone[0].boxes) == 0 and alone[0].points.shape == (0, 5, 2)
+    faces = batched.detect([tiny, photo, flat], STANDARD_STAGE_THRESHOLDS)
+    assert [len(f.boxes) for f in faces] == [0, 1, 0]
