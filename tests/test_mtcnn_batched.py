@@ -135,3 +135,23 @@ def test_images_too_small_for_the_pyramid_give_no_faces(batched: BatchedMTCNN) -
     assert len(alone) == 1 and len(alone[0].boxes) == 0 and alone[0].points.shape == (0, 5, 2)
     faces = batched.detect([tiny, photo, flat], STANDARD_STAGE_THRESHOLDS)
     assert [len(f.boxes) for f in faces] == [0, 1, 0]
+
+
+def test_the_detection_benchmark_runs_as_the_gpu_check_calls_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench/gpu_check.sh runs `python -m bench.detect --device cuda --impl batched`; the
+    same code on the CPU, tiny."""
+    from bench import detect as bench_detect
+
+    argv = ["bench.detect", "--device", "cpu", "--impl", "batched", "facenet", "--images", "2"]
+    argv += ["--batch-sizes", "2", "--repeats", "1", "--sets", "mixed", "--decode"]
+    monkeypatch.setattr("sys.argv", argv)
+    threads = torch.get_num_threads()
+    try:
+        bench_detect.main()
+    finally:
+        torch.set_num_threads(threads)  # main() sets one thread for this process
+    out = capsys.readouterr().out
+    assert "| batch | batched img/s | facenet img/s | batched / facenet |" in out
+    assert "torchvision on cpu img/s" in out
