@@ -112,7 +112,7 @@ class FacePipeline:
             f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
             f"{s.detection_max_side}",
         ]
-        if s.detect_impl != "facenet":  # the same boxes within 1e-4 px, not bit for bit
+        if s.detector == "mtcnn" and s.detect_impl != "facenet":  # within 1e-4 px, not bit for bit
             parts.append(s.detect_impl)
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
