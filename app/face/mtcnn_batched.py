@@ -352,8 +352,10 @@ def area_resample(
         - corner(rows_to, cols_from)
         + corner(rows_from, cols_from)
     )
-    count = (rows_to - rows_from)[:, :, None] * (cols_to - cols_from)[:, None, :]
-    mean = total.float() / count[..., None].float()
+    # sum / kh / kw, in that order, as torch's CPU kernel rounds it
+    kh = (rows_to - rows_from).float()[:, :, None, None]
+    kw = (cols_to - cols_from).float()[:, None, :, None]
+    mean = total.float() / kh / kw
     return ((mean - 127.5) * 0.0078125).permute(0, 3, 1, 2)
 
 
