@@ -423,7 +423,9 @@ def grouped_nms_min(
     kept, better-scored box of its image overlaps it", reached in a few matrix steps."""
     if len(boxes) == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    order = scores.argsort(descending=True)
+    # Best first; among equal scores (saturated probabilities tie often) the later box
+    # first, as facenet-pytorch's numpy NMS takes the last of a stable ascending sort.
+    order = scores.sort(stable=True).indices.flip(0)
     b, g = boxes[order], groups[order]
     area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
     width = (
