@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         "batched",
         description="MTCNN implementation: 'batched' runs each stage once over a whole "
         "batch of any image sizes (app/face/mtcnn_batched.py); 'facenet' is "
-        "facenet-pytorch's own detect. Same boxes within 1e-4 px (docs/performance.md).",
+        "facenet-pytorch's own detect. Same lfw_dev/orl figures (docs/performance.md).",
     )
     decode_on_device: bool | None = Field(
         None,
