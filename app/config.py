@@ -44,6 +44,17 @@ class Settings(BaseSettings):
         1600, gt=0, description="Detection runs on a copy downscaled to this long side."
     )
 
+    detect_impl: Literal["batched", "facenet"] = Field(
+        "batched",
+        description="MTCNN implementation: 'batched' runs each stage once over a whole "
+        "batch of any image sizes (app/face/mtcnn_batched.py); 'facenet' is "
+        "facenet-pytorch's own detect. Same lfw_dev/orl figures (docs/performance.md).",
+    )
+    decode_on_device: bool | None = Field(
+        None,
+        description="Decode batches of JPEGs with torchvision's decoder on the inference "
+        "device (nvjpeg on CUDA; app/face/gpu_decode.py); None: on when the device is CUDA.",
+    )
     detector: Literal["mtcnn", "scrfd"] = Field(
         "mtcnn",
         description="Face detector: MTCNN (bundled) or SCRFD from FACESVC_SCRFD_ONNX.",

@@ -1,4 +1,10 @@
-"""Face detection with facenet-pytorch's MTCNN (weights ship inside its wheel)."""
+"""Face detection with MTCNN (facenet-pytorch's networks; weights ship inside its wheel).
+
+Two implementations of the same algorithm: "batched" (app/face/mtcnn_batched.py, every
+stage once over the whole batch, any image sizes) and "facenet" (facenet-pytorch's own
+`detect`, which batches only same-size images and crops candidates one by one). Their
+boxes agree within 1e-4 px (tests/test_mtcnn_batched.py), except rarely where saturated
+scores tie and rounding orders them differently (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -6,13 +12,17 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
+from app.face.mtcnn_batched import BatchedMTCNN
 from app.face.types import Detection, RGBImage
+
+DetectImpl = Literal["batched", "facenet"]
 
 # MTCNN's per-stage thresholds: the standard ones, and a looser pass used only when the
 # standard pass finds nothing (profile and low-contrast faces).
@@ -27,6 +37,7 @@ class DetectorConfig:
     fallback_score_threshold: float = 0.7
     upsample_below: int = 200  # short side in pixels under which the image is upscaled
     max_side: int = 1600  # long side above which detection runs on a downscaled copy
+    impl: DetectImpl = "batched"
 
 
 def _clip_to_image(face: Detection, width: int, height: int) -> Detection:
@@ -49,8 +60,12 @@ class FaceDetector:
     def __init__(self, config: DetectorConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
-        self._standard = self._mtcnn(STANDARD_STAGE_THRESHOLDS)
-        self._fallback = self._mtcnn(FALLBACK_STAGE_THRESHOLDS)
+        self._batched: BatchedMTCNN | None = None
+        if config.impl == "batched":
+            self._batched = BatchedMTCNN(device, config.min_face_size)
+        else:
+            self._standard = self._mtcnn(STANDARD_STAGE_THRESHOLDS)
+            self._fallback = self._mtcnn(FALLBACK_STAGE_THRESHOLDS)
 
     def _mtcnn(self, stage_thresholds: tuple[float, float, float]) -> MTCNN:
         mtcnn = MTCNN(
@@ -69,17 +84,17 @@ class FaceDetector:
         return self.detect_many([image])[0]
 
     def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]:
-        """Faces of each image, as `detect` finds them. MTCNN takes a stack of images of
-        one size in one pass, so images that are the same size once scaled for detection
-        share their forward passes; the fallback pass runs only for images without a
-        face."""
+        """Faces of each image, as `detect` finds them. The batched MTCNN runs the whole
+        batch at once; facenet-pytorch's shares passes only between images that are the
+        same size once scaled for detection. The fallback pass runs only for images
+        without a face."""
         scales = [self._detection_scale(image) for image in images]
         pils = [_scaled(image, scale) for image, scale in zip(images, scales, strict=True)]
-        found = self._run_grouped(self._standard, pils, scales, self.config.score_threshold)
+        found = self._run(STANDARD_STAGE_THRESHOLDS, pils, scales, self.config.score_threshold)
         missing = [i for i, faces in enumerate(found) if not faces]
         if missing:
-            retried = self._run_grouped(
-                self._fallback,
+            retried = self._run(
+                FALLBACK_STAGE_THRESHOLDS,
                 [pils[i] for i in missing],
                 [scales[i] for i in missing],
                 self.config.fallback_score_threshold,
@@ -98,6 +113,22 @@ class FaceDetector:
             # MTCNN misses faces in tiny portraits (ORL's 92x112) unless upscaled.
             return math.ceil(self.config.upsample_below / short * 4) / 4
         return 1.0
+
+    def _run(
+        self,
+        thresholds: tuple[float, float, float],
+        pils: list[Image.Image],
+        scales: list[float],
+        min_score: float,
+    ) -> list[list[Detection]]:
+        if self._batched is None:
+            mtcnn = self._standard if thresholds == STANDARD_STAGE_THRESHOLDS else self._fallback
+            return self._run_grouped(mtcnn, pils, scales, min_score)
+        arrays = [np.asarray(pil) for pil in pils]
+        return [
+            _faces(faces.boxes, faces.scores, faces.points, scale, min_score)
+            for faces, scale in zip(self._batched.detect(arrays, thresholds), scales, strict=True)
+        ]
 
     @staticmethod
     def _run_grouped(
