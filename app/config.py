@@ -73,7 +73,12 @@ class Settings(BaseSettings):
     model: str = Field("dlib-resnet-v1", description="Default embedding backbone.")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")
     half_precision: bool = Field(False, description="fp16 inference on GPU.")
-    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 keeps its default.")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads for torch; 0: one per inference worker process on the "
+        "CPU (as many processes as cores), torch's default elsewhere.",
+    )
     flip_fusion: bool = Field(
         True, description="Average the embeddings of a face and its mirror image."
     )
