@@ -59,10 +59,10 @@ def middleware(ceiling: int, deadline_s: float) -> AdmissionMiddleware:
 def test_limit_follows_the_measured_rate_within_floor_and_ceiling() -> None:
     door = middleware(ceiling=64, deadline_s=10.0)
     assert door.limit == START_ADMITTED  # nothing measured
-    busy_period(door.rate, 0.0, 20, 0.25)  # 4/s: 4 * 10 s * 0.5 = 20 drain in 5 s
-    assert door.limit == 20
+    busy_period(door.rate, 0.0, 20, 0.25)  # 4/s: 4 * 10 s * 0.25 = 10 drain in 2.5 s
+    assert door.limit == 10
     slow = middleware(ceiling=64, deadline_s=10.0)
-    busy_period(slow.rate, 0.0, 20, 10.0)  # 0.1/s: 0.5 fits, the floor still admits a few
+    busy_period(slow.rate, 0.0, 20, 10.0)  # 0.1/s: 0.25 fits, the floor still admits a few
     assert slow.limit == MIN_ADMITTED
     fast = middleware(ceiling=64, deadline_s=10.0)
     busy_period(fast.rate, 0.0, 20, 0.001)  # 1000/s: the configured ceiling holds

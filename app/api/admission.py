@@ -27,7 +27,7 @@ from app.inference.deadline import request_deadline
 
 MIN_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 30
-ADMIT_FRACTION = 0.5  # admitted work must drain within this share of the deadline
+ADMIT_FRACTION = 0.25  # admitted work must drain within this share of the deadline
 MIN_ADMITTED = 4  # never fewer: a pool measured while nearly idle is not a slow pool
 START_ADMITTED = 16  # before anything was measured
 
