@@ -185,6 +185,19 @@ class Settings(BaseSettings):
     inference_max_wait_ms: float = Field(
         10.0, ge=0.0, description="Longest an embedding job waits for its batch to fill."
     )
+    admission_window_ms: float = Field(
+        1500.0,
+        gt=0.0,
+        description="Image requests are admitted while those in progress finish within "
+        "this at the measured rate (and half the deadline); more get 503 at once.",
+    )
+    inference_worker_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="Niceness added to inference worker processes, so that the API "
+        "processes (admission, rejection, answers) are never starved of a CPU by them.",
+    )
     inference_queue_size: int = Field(
         64, ge=1, description="Requests admitted to the pool at once; more get 503."
     )

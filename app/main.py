@@ -179,6 +179,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         AdmissionMiddleware,
         limit=settings.inference_queue_size,
         deadline_s=settings.inference_deadline_ms / 1000,
+        window_s=settings.admission_window_ms / 1000,
         metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

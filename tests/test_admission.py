@@ -53,14 +53,19 @@ def middleware(ceiling: int, deadline_s: float) -> AdmissionMiddleware:
     async def app(scope: object, receive: object, send: object) -> None:  # never called
         raise AssertionError
 
-    return AdmissionMiddleware(app, limit=ceiling, deadline_s=deadline_s, metrics=Metrics())
+    return AdmissionMiddleware(
+        app, limit=ceiling, deadline_s=deadline_s, window_s=2.5, metrics=Metrics()
+    )
 
 
 def test_limit_follows_the_measured_rate_within_floor_and_ceiling() -> None:
     door = middleware(ceiling=64, deadline_s=10.0)
     assert door.limit == START_ADMITTED  # nothing measured
-    busy_period(door.rate, 0.0, 20, 0.25)  # 4/s: 4 * 10 s * 0.25 = 10 drain in 2.5 s
+    busy_period(door.rate, 0.0, 20, 0.25)  # 4/s: 10 drain in the 2.5 s window
     assert door.limit == 10
+    short = middleware(ceiling=64, deadline_s=2.0)  # the window is at most half of it
+    busy_period(short.rate, 0.0, 20, 0.25)
+    assert short.limit == 4
     slow = middleware(ceiling=64, deadline_s=10.0)
     busy_period(slow.rate, 0.0, 20, 10.0)  # 0.1/s: 0.25 fits, the floor still admits a few
     assert slow.limit == MIN_ADMITTED

@@ -7,9 +7,10 @@ in milliseconds instead of letting it wait out the deadline. The request's deadl
 starts here (`app.inference.deadline`): reading the body and auth count against it.
 
 How many may be in at once follows the measured service rate: with `rate` requests
-finished per busy second, `rate * deadline * ADMIT_FRACTION` admitted requests drain in at
-most that fraction of the deadline, leaving the rest for the batch in progress and for
-variation. The configured `inference_queue_size` is the ceiling.
+finished per busy second, `rate * window` admitted requests drain within `window`
+(`FACESVC_ADMISSION_WINDOW_MS`, at most half the deadline): that bounds the latency of
+what is let in, and how long the service needs to be back to normal once a flood stops.
+The configured `inference_queue_size` is the ceiling.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from app.inference.deadline import request_deadline
 
 MIN_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 30
-ADMIT_FRACTION = 0.25  # admitted work must drain within this share of the deadline
 MIN_ADMITTED = 4  # never fewer: a pool measured while nearly idle is not a slow pool
 START_ADMITTED = 16  # before anything was measured
 
@@ -61,10 +61,13 @@ class ServiceRate:
 
 
 class AdmissionMiddleware:
-    def __init__(self, app: ASGIApp, limit: int, deadline_s: float, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, deadline_s: float, window_s: float, metrics: Metrics
+    ) -> None:
         self.app = app
         self.ceiling = limit
         self.deadline_s = deadline_s
+        self.window_s = min(window_s, deadline_s / 2)
         self.metrics = metrics
         self.in_flight = 0  # only touched on the event loop
         self.rate = ServiceRate()
@@ -74,7 +77,7 @@ class AdmissionMiddleware:
         rate = self.rate.per_second()
         if rate is None:
             return min(self.ceiling, START_ADMITTED)
-        fits = math.floor(rate * self.deadline_s * ADMIT_FRACTION)
+        fits = math.floor(rate * self.window_s)
         return max(min(MIN_ADMITTED, self.ceiling), min(self.ceiling, fits))
 
     def retry_after(self) -> int:

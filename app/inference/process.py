@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -44,6 +45,9 @@ def worker_main(conn: Connection, settings: Settings, device: str) -> None:
     """A worker process: load, warm up, say "ready", then run batches until told to stop
     (None) or until the parent goes away (EOF)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, who stops us
+    # Below the API processes: on a CPU the workers would take every core and starve the
+    # event loops that admit, reject and answer (their work per request is small).
+    os.nice(settings.inference_worker_nice)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
