@@ -186,7 +186,7 @@ class Settings(BaseSettings):
         10.0, ge=0.0, description="Longest an embedding job waits for its batch to fill."
     )
     admission_window_ms: float = Field(
-        1500.0,
+        1000.0,
         gt=0.0,
         description="Image requests are admitted while those in progress finish within "
         "this at the measured rate (and half the deadline); more get 503 at once.",

@@ -40,10 +40,11 @@ Retry-After, the server's own time from the `Server-Timing: app;dur=<ms>` header
 Overload. `--overload` offers verify requests open-loop at `--rate` req/s (or 4x
 `--sustained`, or 4x the successes/s of the last cell of the first target; given --rate
 or --sustained, no closed-loop cells run) for `--overload-seconds`, samples the RSS of
-the server process and its children (psutil if installed, else /proc) for its peak, then
-probes with one verify every 0.25 s until one is answered 200, right, within normal
-latency (`--normal-ms`, default twice the median of 5 sequential verifies taken before
-the load): "recovered after X s".
+the server process and its children (psutil if installed, else /proc) for its peak, and
+from the moment the load stops sends one probe verify every 0.25 s, each on its own (not
+waiting for the previous one): "recovered after X s" is the send time from which every
+probe was answered 200, right, within normal latency (`--normal-ms`, default twice the
+median of 5 sequential verifies taken before the load).
 Only loopback is used; every loop is bounded in time.
 """
 
@@ -387,19 +388,39 @@ class Prober:
         return statistics.median(times)
 
     async def recovery(self, stop_at: float, normal: float, limit: float) -> dict[str, Any]:
-        """Probe every 0.25 s from `stop_at` (monotonic) until one is 200, right and normal."""
-        probes = 0
+        """Probes sent every 0.25 s from `stop_at` (monotonic), each on its own, not
+        waiting for the one before (a probe stuck in the draining queue must not delay the
+        next). Recovered at the send time from which every probe was 200, right and
+        within `normal`; probing stops 1 s of normal answers after that."""
+        outcomes: list[tuple[float, bool]] = []  # (sent after stop_at, normal)
+
+        async def probe(http: httpx.AsyncClient, offset: float) -> None:
+            ok, took = await self.one(http)
+            outcomes.append((offset, ok and took <= normal))
+
+        def recovered_at() -> float | None:
+            done = sorted(outcomes)
+            at = None
+            for offset, fine in done:
+                if not fine:
+                    at = None
+                elif at is None:
+                    at = offset
+            return at
+
+        tasks: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(base_url=self.job.url, timeout=self.args.timeout) as http:
-            tick = stop_at
-            while time.monotonic() - stop_at < limit:
-                await asyncio.sleep(max(0.0, tick - time.monotonic()))
-                ok, took = await self.one(http)
-                probes += 1
-                if ok and took <= normal:
-                    return {"recovered_after_s": round(time.monotonic() - stop_at, 2),
-                            "probes": probes}  # fmt: skip
-                tick = max(tick + 0.25, time.monotonic())
-        return {"recovered_after_s": None, "probes": probes}
+            offset = 0.0
+            while offset < limit:
+                await asyncio.sleep(max(0.0, stop_at + offset - time.monotonic()))
+                tasks.append(asyncio.create_task(probe(http, offset)))
+                at = recovered_at()
+                if at is not None and len(outcomes) == len(tasks) - 1 and offset - at >= 1.0:
+                    break
+                offset += 0.25
+            await asyncio.gather(*tasks)
+        at = recovered_at()
+        return {"recovered_after_s": None if at is None else round(at, 2), "probes": len(tasks)}
 
 
 def overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str, Any]:
