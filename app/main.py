@@ -31,6 +31,7 @@ from app.identities.router import router as identities_router
 from app.index.gallery import GalleryIndex
 from app.index.sync import IndexedSession, catch_up
 from app.inference.engine import InferenceEngine, Pipeline, backend_for
+from app.inference.pool import batch_capacity
 from app.recognition.router import router as recognition_router
 from app.stylize.router import router as stylize_router
 from app.stylize.runner import StyleRunner
@@ -180,6 +181,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         limit=settings.inference_queue_size,
         deadline_s=settings.inference_deadline_ms / 1000,
         window_s=settings.admission_window_ms / 1000,
+        floor=2 * batch_capacity(settings),
         metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from app.api.admission import (
-    MAX_RETRY_AFTER_S,
-    MIN_ADMITTED,
-    START_ADMITTED,
-    AdmissionMiddleware,
-    ServiceRate,
-)
+from app.api.admission import MAX_RETRY_AFTER_S, AdmissionMiddleware, ServiceRate
 from app.api.metrics import Metrics
 
 
@@ -54,13 +48,16 @@ def middleware(ceiling: int, deadline_s: float) -> AdmissionMiddleware:
         raise AssertionError
 
     return AdmissionMiddleware(
-        app, limit=ceiling, deadline_s=deadline_s, window_s=2.5, metrics=Metrics()
+        app, limit=ceiling, deadline_s=deadline_s, window_s=2.5, floor=FLOOR, metrics=Metrics()
     )
+
+
+FLOOR = 4
 
 
 def test_limit_follows_the_measured_rate_within_floor_and_ceiling() -> None:
     door = middleware(ceiling=64, deadline_s=10.0)
-    assert door.limit == START_ADMITTED  # nothing measured
+    assert door.limit == FLOOR  # nothing measured
     busy_period(door.rate, 0.0, 20, 0.25)  # 4/s: 10 drain in the 2.5 s window
     assert door.limit == 10
     short = middleware(ceiling=64, deadline_s=2.0)  # the window is at most half of it
@@ -68,7 +65,7 @@ def test_limit_follows_the_measured_rate_within_floor_and_ceiling() -> None:
     assert short.limit == 4
     slow = middleware(ceiling=64, deadline_s=10.0)
     busy_period(slow.rate, 0.0, 20, 10.0)  # 0.1/s: 0.25 fits, the floor still admits a few
-    assert slow.limit == MIN_ADMITTED
+    assert slow.limit == FLOOR
     fast = middleware(ceiling=64, deadline_s=10.0)
     busy_period(fast.rate, 0.0, 20, 0.001)  # 1000/s: the configured ceiling holds
     assert fast.limit == 64

@@ -28,8 +28,6 @@ from app.inference.deadline import request_deadline
 
 MIN_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 30
-MIN_ADMITTED = 4  # never fewer: a pool measured while nearly idle is not a slow pool
-START_ADMITTED = 16  # before anything was measured
 
 
 class ServiceRate:
@@ -62,9 +60,20 @@ class ServiceRate:
 
 class AdmissionMiddleware:
     def __init__(
-        self, app: ASGIApp, limit: int, deadline_s: float, window_s: float, metrics: Metrics
+        self,
+        app: ASGIApp,
+        limit: int,
+        deadline_s: float,
+        window_s: float,
+        floor: int,
+        metrics: Metrics,
     ) -> None:
+        """`floor`: never fewer admitted than this, measured rate or not: the pool's own
+        batch capacity twice over (one batch running, the next one filling). Below it
+        the workers would run half-empty batches, finish fewer requests, and so admit
+        fewer still: clients retrying at once on the same machine drove that spiral."""
         self.app = app
+        self.floor = min(floor, limit)
         self.ceiling = limit
         self.deadline_s = deadline_s
         self.window_s = min(window_s, deadline_s / 2)
@@ -76,9 +85,9 @@ class AdmissionMiddleware:
     def limit(self) -> int:
         rate = self.rate.per_second()
         if rate is None:
-            return min(self.ceiling, START_ADMITTED)
+            return self.floor
         fits = math.floor(rate * self.window_s)
-        return max(min(MIN_ADMITTED, self.ceiling), min(self.ceiling, fits))
+        return max(self.floor, min(self.ceiling, fits))
 
     def retry_after(self) -> int:
         """When the requests in progress will have drained: a client told "1 s" by a

@@ -54,6 +54,20 @@ def batch_limits(settings: Settings, device: torch.device) -> tuple[int, int]:
     return max_batch, max_detect_batch
 
 
+def batch_capacity(settings: Settings) -> int:
+    """Images the pool works on at once when every worker runs a full detection batch
+    (worker processes by default: one per core on the CPU, one per GPU)."""
+    from app.face.device import resolve_devices
+
+    total = 0
+    for device in resolve_devices(settings.device):
+        workers = workers_per_device(
+            device, settings.inference_workers_per_device, settings.torch_threads or 1
+        )
+        total += workers * batch_limits(settings, device)[1]
+    return total
+
+
 def make_scheduler(settings: Settings, device: torch.device, metrics: Metrics) -> Scheduler:
     max_batch, max_detect_batch = batch_limits(settings, device)
 
