@@ -106,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             log_level=settings.log_level.lower(),
+            timeout_keep_alive=settings.keep_alive_s,
         )
     finally:
         if pool is not None:
