@@ -192,15 +192,15 @@ class Settings(BaseSettings):
         "this at the measured rate (and half the deadline); more get 503 at once.",
     )
     inference_worker_nice: int = Field(
-        0,
+        5,
         ge=0,
         le=19,
-        description="Niceness added to inference worker processes: raise it (e.g. 5) "
-        "where the workers would starve the API processes of a CPU; 0 on a machine shared "
-        "with a load generator (measured, docs/performance.md).",
+        description="Niceness added to inference worker processes, so that the API "
+        "processes (admission, rejection, answers: little work each) are never starved "
+        "of a CPU by them (measured, docs/performance.md).",
     )
-    keep_alive_s: float = Field(
-        65.0,
+    keep_alive_s: int = Field(
+        65,
         gt=0,
         description="Idle keep-alive connections are closed after this. Longer than the "
         "clients' own (httpx 5 s, load balancers 60 s), so a client never sends on a "

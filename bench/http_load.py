@@ -294,7 +294,7 @@ def closed_cell(target: Target, route: str, clients: int, args: argparse.Namespa
     caps = split(args.requests, procs) if args.requests else [None] * procs
     jobs = [
         Job(target.url, route, n, args.duration, i, procs, target.key, args.prefix,
-            requests=cap, timeout=args.timeout, backoff=args.backoff)
+            requests=cap, timeout=args.timeout, backoff=args.backoff, nice=args.client_nice)
         for i, (n, cap) in enumerate(zip(split(clients, procs), caps, strict=True))
     ]  # fmt: skip
     tally = run_processes(jobs)
@@ -431,7 +431,7 @@ def overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str,
     inflight = split(max(args.max_inflight, procs), procs)
     jobs = [
         Job(target.url, "verify", n, args.overload_seconds, i, procs, target.key, args.prefix,
-            rate=rate / procs, timeout=args.timeout)
+            rate=rate / procs, timeout=args.timeout, nice=args.client_nice)
         for i, n in enumerate(inflight)
     ]  # fmt: skip
     sampler = RssSampler(target.process.pid if target.process else args.server_pid)
@@ -641,6 +641,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=60.0, help="client timeout per request, s")
     p.add_argument("--backoff", action="store_true", help="clients sleep Retry-After after a 503")
+    p.add_argument(
+        "--client-nice",
+        type=int,
+        default=10,
+        help="niceness of the client processes: they stand in for other machines, so they "
+        "yield this machine's CPU to the server (0: compete with it as equals)",
+    )
     p.add_argument("--auth", choices=["keys", "open"], default="keys")
     p.add_argument("--key", help="API key for --url targets (keys mode)")
     p.add_argument("--database-url", help="servers' database; '{name}' becomes the variant name "

@@ -53,6 +53,7 @@ class Job:
     requests: int | None = None  # most requests from this process
     timeout: float = 60.0
     backoff: bool = False  # closed loop: sleep Retry-After after a 503
+    nice: int = 0  # the clients stand in for other machines: they yield the CPU
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ async def run(job: Job, start_wall: float) -> Tally:
 def child(conn: Connection, job_json: str) -> None:
     """Entry point of a spawned client process: ready, wait for the start time, run, report."""
     job = Job(**json.loads(job_json))
+    os.nice(job.nice)
     with contextlib.suppress(ImportError):  # uvloop where installed: less client CPU
         import uvloop
 
