@@ -431,7 +431,7 @@ def overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str,
     inflight = split(max(args.max_inflight, procs), procs)
     jobs = [
         Job(target.url, "verify", n, args.overload_seconds, i, procs, target.key, args.prefix,
-            rate=rate / procs, timeout=args.timeout, nice=args.client_nice)
+            rate=rate / procs, timeout=args.timeout)  # open loop keeps its schedule: nice 0
         for i, n in enumerate(inflight)
     ]  # fmt: skip
     sampler = RssSampler(target.process.pid if target.process else args.server_pid)
@@ -645,8 +645,9 @@ def parser() -> argparse.ArgumentParser:
         "--client-nice",
         type=int,
         default=10,
-        help="niceness of the client processes: they stand in for other machines, so they "
-        "yield this machine's CPU to the server (0: compete with it as equals)",
+        help="niceness of the closed-loop client processes: they stand in for other "
+        "machines, so they yield this machine's CPU to the server (0: compete as equals). "
+        "The open-loop overload generator runs at 0: it must keep its schedule",
     )
     p.add_argument("--auth", choices=["keys", "open"], default="keys")
     p.add_argument("--key", help="API key for --url targets (keys mode)")
