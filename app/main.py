@@ -14,27 +14,28 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import db
 from app.api import access_log, errors
 from app.api.admission import AdmissionMiddleware
+from app.api.deps import Context
 from app.api.guard import ServerErrorGuard
 from app.api.limits import BodyLimitMiddleware
-from app.api.metrics import Metrics, MetricsMiddleware
-from app.calibration.cohort import Cohort
-from app.config import Settings
-from app.deps import Context
-from app.errors import ModelUnavailable
-from app.health.docs import docs_router
-from app.health.router import metrics_router
-from app.health.router import router as health_router
-from app.identities.router import router as identities_router
-from app.index.gallery import GalleryIndex
-from app.index.sync import IndexedSession, catch_up
-from app.inference.engine import InferenceEngine, Pipeline, backend_for
-from app.inference.pool import batch_capacity
-from app.recognition.router import router as recognition_router
-from app.stylize.router import router as stylize_router
-from app.stylize.runner import StyleRunner
+from app.api.metrics import MetricsMiddleware
+from app.core.config import Settings
+from app.core.decision.cohort import Cohort
+from app.core.errors import ModelUnavailable
+from app.core.serving.inference import FaceInference, Pipeline, backend_for
+from app.core.serving.pool import batch_capacity
+from app.core.store import db
+from app.core.store.index_sync import IndexedSession, catch_up
+from app.core.store.vector_index import GalleryIndex
+from app.core.telemetry import Metrics
+from app.domains.health.docs import docs_router
+from app.domains.health.router import metrics_router
+from app.domains.health.router import router as health_router
+from app.domains.identities.router import router as identities_router
+from app.domains.jobs.router import router as stylize_router
+from app.domains.jobs.runner import StyleRunner
+from app.domains.recognition.router import router as recognition_router
 
 log = logging.getLogger("facesvc")
 
@@ -48,8 +49,8 @@ Distances are squared L2 between embeddings; smaller is more alike.
 
 def load_pipelines(settings: Settings) -> list[Pipeline]:
     """One pipeline (detector and backbone) per device the service runs on."""
-    from app.face.device import resolve_devices
-    from app.face.pipeline import FacePipeline
+    from app.core.model.device import resolve_devices
+    from app.core.model.pipeline import FacePipeline
 
     return [
         FacePipeline.load(settings.model_copy(update={"device": str(device)}))
@@ -62,14 +63,14 @@ async def load_in_thread(settings: Settings) -> list[Pipeline]:
 
 
 def build_stylize_runner(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], inference: InferenceEngine
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], inference: FaceInference
 ) -> StyleRunner:
     """Style jobs: own threads on the service's device; identity checked by the pool."""
     from functools import partial
 
-    from app.face.device import resolve_device
-    from app.stylize import identity
-    from app.stylize.networks import NetworkCache
+    from app.core.model.device import resolve_device
+    from app.core.style.networks import NetworkCache
+    from app.domains.jobs import identity
 
     networks = NetworkCache(settings, resolve_device(settings.device))
     check = partial(identity.with_engine, inference, sessions)
@@ -116,7 +117,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             loaded = await load_in_thread(settings)
         else:
             loaded = (await load_in_thread(settings.model_copy(update={"device": "cpu"})))[:1]
-        inference = InferenceEngine(loaded, settings, metrics, backend=backend)
+        inference = FaceInference(loaded, settings, metrics, backend=backend)
         gallery = GalleryIndex(
             inference.backbone.embedding_size,
             settings.index_kind,
@@ -131,7 +132,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         stylize = build_stylize_runner(settings, sessions, inference)
         verifier = None
         if settings.verifier is not None:  # trained on the active model, or refused
-            from app.learning.verifier import load_verifier
+            from app.core.model.verifier import load_verifier
 
             verifier = load_verifier(settings.verifier, inference.model)
         cohort = load_cohort(settings, inference.backbone.embedding_size)

@@ -12,15 +12,15 @@ Per repeat, each implementation detects the same --images images, split into bat
 the given size; implementations take turns within a repeat, so background load hits them
 alike. The table shows median images/s. Implementations:
 
-- batched: app/face/mtcnn_batched.py as the service runs it (on the CPU only same-size
+- batched: app/core/model/mtcnn_batched.py as the service runs it (on the CPU only same-size
   images share a canvas, on CUDA all are padded into one);
 - batched-pad: the same, every batch padded into one canvas;
 - batched-split: the same, only same-size images share a canvas;
 - facenet: facenet-pytorch's own detect (same-size images batched, boxes cropped one
   by one), the service's implementation before the batched one.
 
---decode adds JPEG decoding: PIL (app/face/decode.py, one image at a time) against
-torchvision's batched decoder on --device (app/face/gpu_decode.py; nvjpeg on CUDA).
+--decode adds JPEG decoding: PIL (app/core/model/decode.py, one image at a time) against
+torchvision's batched decoder on --device (app/core/model/gpu_decode.py; nvjpeg on CUDA).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.face.decode import DecodeLimits, decode_image
-from app.face.detect import DetectorConfig, FaceDetector
-from app.face.gpu_decode import DeviceDecoder
-from app.face.pipeline import Detector
+from app.core.model.decode import DecodeLimits, decode_image
+from app.core.model.detect import DetectorConfig, FaceDetector
+from app.core.model.gpu_decode import DeviceDecoder
+from app.core.model.pipeline import Detector
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 IMPLS = ("batched", "batched-pad", "batched-split", "facenet")
@@ -107,7 +107,7 @@ def bench_detection(args: argparse.Namespace, device: torch.device) -> None:
     detectors: dict[str, Detector] = {impl: detector(impl, device) for impl in args.impl}
     clock = CLOCKS[args.clock]
     if args.scrfd:
-        from app.face.scrfd import ScrfdDetector
+        from app.core.model.scrfd import ScrfdDetector
 
         detectors["scrfd"] = ScrfdDetector(args.scrfd, threads=args.threads)
     for found in detectors.values():

@@ -32,8 +32,8 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from app.config import Settings
-from app.face.backbones.dlib_resnet import (
+from app.core.config import Settings
+from app.core.model.backbones.dlib_resnet import (
     DlibResNet,
     DlibResNetBackbone,
     find_model_file,

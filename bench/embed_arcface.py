@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.config import Settings
-from app.face.backbones.arcface import load_arcface_onnx
+from app.core.config import Settings
+from app.core.model.backbones.arcface import load_arcface_onnx
 
 CHIPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "chips"
 

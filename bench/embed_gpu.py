@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.config import Settings
-from app.face.backbones.dlib_resnet import DlibResNetBackbone, load_dlib_resnet
+from app.core.config import Settings
+from app.core.model.backbones.dlib_resnet import DlibResNetBackbone, load_dlib_resnet
 
 CHIPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "chips"
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -4,7 +4,7 @@
         [--device cpu|cuda] [--modes on off]
     python -m bench.engine --backend process --workers 1 2 [--clients 32] [--seconds 20]
 
-In one process, `--clients` closed-loop callers run `InferenceEngine.analyze` (decode,
+In one process, `--clients` closed-loop callers run `FaceInference.analyze` (decode,
 detect, align, embed: what /v1/verify asks of the pool) on the real photos of
 tests/data/faces, against two engines built from one loaded pipeline: batching on
 (the device's default batch limits: 32 jobs and detection batches of 8 on the CPU, 256
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 
-from app.api.metrics import Metrics
-from app.config import Settings
-from app.face.pipeline import FacePipeline
-from app.inference.engine import InferenceEngine
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
+from app.core.serving.inference import FaceInference
+from app.core.telemetry import Metrics
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 MODES = {
@@ -45,7 +45,7 @@ MODES = {
 
 
 async def requests_per_second(
-    engine: InferenceEngine, photos: list[bytes], clients: int, seconds: float
+    engine: FaceInference, photos: list[bytes], clients: int, seconds: float
 ) -> float:
     done = 0
     stop = time.monotonic() + seconds
@@ -69,7 +69,7 @@ async def scaling(args: argparse.Namespace, base: Settings, photos: list[bytes])
     engines = {}
     for n in args.workers:
         settings = base.model_copy(update={"inference_workers_per_device": n})
-        engine = InferenceEngine([pipeline], settings, Metrics(), backend="process")
+        engine = FaceInference([pipeline], settings, Metrics(), backend="process")
         started = time.monotonic()
         await engine.start()
         print(f"{n} worker processes warm in {time.monotonic() - started:.1f} s")
@@ -112,7 +112,7 @@ async def main(args: argparse.Namespace) -> None:
         rates: dict[str, list[float]] = {mode: [] for mode in args.modes}
         for _ in range(4):
             for mode in args.modes:
-                engine = InferenceEngine([pipeline], base.model_copy(update=MODES[mode]), Metrics())
+                engine = FaceInference([pipeline], base.model_copy(update=MODES[mode]), Metrics())
                 await engine.start()
                 rates[mode].append(
                     await requests_per_second(engine, photos, clients, args.seconds / 4)

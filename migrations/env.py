@@ -7,12 +7,12 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.calibration import models as _calibrations  # noqa: F401
-from app.config import Settings
-from app.db import Base, sync_url
-from app.identities import models as _identities  # noqa: F401  (registers tables)
-from app.keys import models as _keys  # noqa: F401
-from app.stylize import models as _stylize  # noqa: F401
+from app.core.config import Settings
+from app.core.store.db import Base, sync_url
+from app.core.store.rows import calibrations as _calibrations  # noqa: F401
+from app.core.store.rows import identities as _identities  # noqa: F401  (registers tables)
+from app.core.store.rows import jobs as _stylize  # noqa: F401
+from app.core.store.rows import keys as _keys  # noqa: F401
 
 config = context.config
 if config.config_file_name is not None and "database_url" not in config.attributes:

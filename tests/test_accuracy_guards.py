@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.cli.face import embed_set
-from app.config import Settings
-from app.errors import FacesvcError
-from app.evaluation.dataset import load_face_set
-from app.evaluation.protocol import evaluate
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.errors import FacesvcError
+from app.core.model.pipeline import FacePipeline
+from app.lab.evaluation.dataset import load_face_set
+from app.lab.evaluation.embedding import embed_set
+from app.lab.evaluation.protocol import evaluate
 from tests.service.factories import people, photo
 
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "faces" / "lfw_dev"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api.admission import MAX_RETRY_AFTER_S, AdmissionMiddleware, ServiceRate
-from app.api.metrics import Metrics
+from app.core.telemetry import Metrics
 
 
 def busy_period(rate: ServiceRate, start: float, count: int, every: float) -> float:

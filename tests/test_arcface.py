@@ -17,18 +17,18 @@ from fastapi.testclient import TestClient
 from torch import nn
 
 from app.cli import main
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.face.backbones import load_backbone
-from app.face.backbones.arcface import (
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.backbones import load_backbone
+from app.core.model.backbones.arcface import (
     LICENCE,
     UNCALIBRATED,
     ArcFaceOnnxBackbone,
     ModelConfig,
     load_arcface_onnx,
 )
-from app.face.pipeline import FacePipeline
-from app.face.templates import ARCFACE_112
+from app.core.model.pipeline import FacePipeline
+from app.core.model.templates import ARCFACE_112
 from app.main import create_app
 
 pytest.importorskip("onnxruntime")

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.calibration import gallery, normalise
-from app.calibration.data import SearchMatrix, split_identities
-from app.calibration.threshold import (
+from app.lab.calibration import gallery, normalise
+from app.lab.calibration.data import SearchMatrix, split_identities
+from app.lab.calibration.threshold import (
     bootstrap_rate,
     bootstrap_rates,
     pair_counts,
     tau_for_far,
 )
-from app.evaluation.dataset import FaceSet
+from app.lab.evaluation.dataset import FaceSet
 
 
 def test_tau_for_far_accepts_at_most_the_target_share() -> None:

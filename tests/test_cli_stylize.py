@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from app.cli import main
-from app.face.backbones.dlib_resnet import CALIBRATION
+from app.core.model.backbones.dlib_resnet import CALIBRATION
 
 DATA = Path(__file__).parent / "data"
 CONTENT = DATA / "faces" / "Aaron_Sorkin_0001.jpg"

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.config import Settings
-from app.errors import ImageTooLarge, InvalidImage
-from app.face.decode import DecodeLimits, decode_image, image_scale, scale_detection
-from app.face.decode_budget import PixelBudget
-from app.face.pipeline import FacePipeline
-from app.face.types import Detection
+from app.core.config import Settings
+from app.core.errors import ImageTooLarge, InvalidImage
+from app.core.model.decode import DecodeLimits, decode_image, image_scale, scale_detection
+from app.core.model.decode_budget import PixelBudget
+from app.core.model.pipeline import FacePipeline
+from app.core.model.types import Detection
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from app.face.align import similarity_transform, warp_chip
-from app.face.decode import decode_image
-from app.face.detect import DetectorConfig, FaceDetector
-from app.face.templates import DLIB_CHIP_150
+from app.core.model.align import similarity_transform, warp_chip
+from app.core.model.decode import decode_image
+from app.core.model.detect import DetectorConfig, FaceDetector
+from app.core.model.templates import DLIB_CHIP_150
 
 DATA = Path(__file__).parent / "data" / "faces"
 
@@ -151,7 +151,7 @@ def test_aligned_chip_puts_landmarks_on_the_template(detector: FaceDetector) -> 
 def test_warp_reproduces_dlibs_face_chip_exactly() -> None:
     """Our sampler, given dlib's chip geometry, yields dlib's chip pixel for pixel."""
     dlib = pytest.importorskip("dlib")
-    from app.face.dlib_landmarks import dlib_chip_transform, dlib_models_dir
+    from app.core.model.dlib_landmarks import dlib_chip_transform, dlib_models_dir
 
     image = _load("Abdullah_Gul_0001.jpg")
     rect = dlib.get_frontal_face_detector()(image, 1)[0]

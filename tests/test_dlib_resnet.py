@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.face.backbones import dlib_resnet
-from app.face.backbones.dlib_format import DlibReader, LayerRecord, parse_network
-from app.face.backbones.dlib_resnet import (
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.backbones import dlib_resnet
+from app.core.model.backbones.dlib_format import DlibReader, LayerRecord, parse_network
+from app.core.model.backbones.dlib_resnet import (
     DlibResNet,
     DlibResNetBackbone,
     add_zero_extended,

@@ -1,4 +1,4 @@
-"""Tests of app.evaluation against small examples worked out by hand (see the comments)."""
+"""Tests of app.lab.evaluation against small examples worked out by hand (see the comments)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.evaluation import metrics
-from app.evaluation.cache import MISSING, EmbeddingCache, embed_face_set
-from app.evaluation.dataset import FaceSet, load_face_set, read_lfw_pairs
-from app.evaluation.metrics import OpenSetSearches, PairFold
-from app.evaluation.protocol import (
+from app.lab.evaluation import metrics
+from app.lab.evaluation.cache import MISSING, EmbeddingCache, embed_face_set
+from app.lab.evaluation.dataset import FaceSet, load_face_set, read_lfw_pairs
+from app.lab.evaluation.metrics import OpenSetSearches, PairFold
+from app.lab.evaluation.protocol import (
     enrolment_split,
     evaluate,
     genuine_pair_indices,

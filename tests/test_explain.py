@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from app.cli import main
-from app.explain.layers import Field, dlib_resnet_layers
-from app.explain.units import _finish, _module_for, cut_patch
-from app.face.backbones.dlib_resnet import DlibResNet
+from app.core.model.backbones.dlib_resnet import DlibResNet
+from app.core.model.receptive_fields import Field, dlib_resnet_layers
+from app.lab.explain.units import _finish, _module_for, cut_patch
 
 FACES = Path(__file__).parent / "data" / "faces"
 

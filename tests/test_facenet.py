@@ -9,10 +9,10 @@ import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
 
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.face.backbones import load_backbone
-from app.face.backbones.facenet import WEIGHTS_FILE
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.backbones import load_backbone
+from app.core.model.backbones.facenet import WEIGHTS_FILE
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Batched JPEG decoding with torchvision (nvjpeg on CUDA), run here on the CPU through
-the same code: the same pixels, orientation, limits and errors as app/face/decode.py."""
+the same code: the same pixels, orientation, limits and errors as app/core/model/decode.py."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from app.errors import ImageTooLarge, InvalidImage
-from app.face.decode import DecodeLimits, decode_image
-from app.face.gpu_decode import DeviceDecoder
+from app.core.errors import ImageTooLarge, InvalidImage
+from app.core.model.decode import DecodeLimits, decode_image
+from app.core.model.gpu_decode import DeviceDecoder
 
 DATA = Path(__file__).parent / "data" / "faces"
 LIMITS = DecodeLimits(max_bytes=2_000_000, max_pixels=1_000_000)
@@ -74,8 +74,8 @@ def test_other_formats_and_bad_input_get_decode_images_answer(decoder: DeviceDec
 
 
 def test_pipeline_decodes_a_batch_either_way_with_the_same_answers() -> None:
-    from app.config import Settings
-    from app.face.pipeline import FacePipeline
+    from app.core.config import Settings
+    from app.core.model.pipeline import FacePipeline
 
     on = FacePipeline.load(Settings(device="cpu", decode_on_device=True))
     off = FacePipeline(

@@ -24,12 +24,12 @@ from sqlalchemy import Engine, create_engine, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from app import db
-from app.calibration.models import StoredCalibration
-from app.db import Base
-from app.identities.models import Face, Identity
-from app.keys.models import ApiKey
-from app.stylize.models import StyleJob
+from app.core.store import db
+from app.core.store.db import Base
+from app.core.store.rows.calibrations import StoredCalibration
+from app.core.store.rows.identities import Face, Identity
+from app.core.store.rows.jobs import StyleJob
+from app.core.store.rows.keys import ApiKey
 from tests.service.conftest import PG_ADMIN_URL, PG_TEST_DB, REQUIRE_POSTGRES, _postgres_available
 
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)

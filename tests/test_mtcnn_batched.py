@@ -15,9 +15,15 @@ from facenet_pytorch import MTCNN
 from facenet_pytorch.models.utils.detect_face import batched_nms_numpy
 from PIL import Image
 
-from app.face.decode import decode_image
-from app.face.detect import FALLBACK_STAGE_THRESHOLDS, STANDARD_STAGE_THRESHOLDS
-from app.face.mtcnn_batched import BatchedMTCNN, Faces, bucket_by_size, grouped_nms, grouped_nms_min
+from app.core.model.decode import decode_image
+from app.core.model.detect import FALLBACK_STAGE_THRESHOLDS, STANDARD_STAGE_THRESHOLDS
+from app.core.model.mtcnn_batched import (
+    BatchedMTCNN,
+    Faces,
+    bucket_by_size,
+    grouped_nms,
+    grouped_nms_min,
+)
 
 DATA = Path(__file__).parent / "data" / "faces"
 SHARED = Path("/work/shared/faces")

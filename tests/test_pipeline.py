@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.config import Settings
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
 
 
 def test_settings_that_change_embeddings_change_the_stored_version() -> None:

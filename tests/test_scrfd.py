@@ -13,12 +13,12 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.face.decode import decode_image
-from app.face.detect import DetectorConfig, FaceDetector
-from app.face.pipeline import load_detector
-from app.face.scrfd import ScrfdDetector
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.decode import decode_image
+from app.core.model.detect import DetectorConfig, FaceDetector
+from app.core.model.pipeline import load_detector
+from app.core.model.scrfd import ScrfdDetector
 
 pytest.importorskip("onnxruntime")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.stylize.costs import (
+from app.core.style.costs import (
     content_cost,
     gram,
     gram_per_position,
     style_layer_cost,
     total_variation,
 )
-from app.stylize.pyramid import compose, decompose
+from app.core.style.pyramid import compose, decompose
 
 # One image, nC = 2 channels, nH = 1, nW = 2 positions:
 # channel 0 = [1, 2], channel 1 = [3, 4].

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from app.config import Settings
-from app.errors import ModelUnavailable, ValidationFailed
-from app.stylize.networks import NetworkCache, network_spec
-from app.stylize.optimise import Costs, stylize
-from app.stylize.options import StyleOptions, plan
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable, ValidationFailed
+from app.core.style.networks import NetworkCache, network_spec
+from app.core.style.optimise import Costs, stylize
+from app.core.style.options import StyleOptions, plan
 
 DATA = Path(__file__).resolve().parent / "data"
 CONTENT = DATA / "faces" / "Aaron_Sorkin_0001.jpg"

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from app.config import Settings
-from app.errors import FacesvcError
-from app.evaluation.dataset import load_face_set
-from app.evaluation.protocol import evaluate
-from app.face.align import align_face, similarity_transform, warp_chip
-from app.face.dlib_landmarks import DlibFivePointAligner
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.errors import FacesvcError
+from app.core.model.align import align_face, similarity_transform, warp_chip
+from app.core.model.dlib_landmarks import DlibFivePointAligner
+from app.core.model.pipeline import FacePipeline
+from app.lab.evaluation.dataset import load_face_set
+from app.lab.evaluation.protocol import evaluate
 
 VARIANTS = ("mtcnn", "mtcnn+flip", "dlib5", "dlib5+flip")
 

@@ -4,7 +4,7 @@ dlib's face-recognition network was trained on chips made by `dlib.get_face_chip
 its 5-point shape predictor (eye corners and nose). MTCNN gives other points (eye
 centres, nose tip, mouth corners). To feed the network what it was trained on from
 MTCNN's points, we map them through dlib's own chip transform on many faces and take
-the per-point median: that is the template `app.face.align` targets.
+the per-point median: that is the template `app.core.model.align` targets.
 
     python tools/derive_alignment_template.py --data ../shared/faces/lfw_dev --limit 600
 """
@@ -19,9 +19,9 @@ import dlib
 import numpy as np
 import torch
 
-from app.face.decode import decode_image
-from app.face.detect import DetectorConfig, FaceDetector
-from app.face.dlib_landmarks import dlib_chip_transform, dlib_models_dir
+from app.core.model.decode import decode_image
+from app.core.model.detect import DetectorConfig, FaceDetector
+from app.core.model.dlib_landmarks import dlib_chip_transform, dlib_models_dir
 
 
 def main() -> None:

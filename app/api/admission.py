@@ -4,7 +4,7 @@ finish it within its deadline; the rest get 503 + Retry-After at once.
 Every POST under /v1/ runs the face pipeline. Counting them here, before the body is read
 or a database connection is taken, keeps memory bounded and answers an overloaded client
 in milliseconds instead of letting it wait out the deadline. The request's deadline also
-starts here (`app.inference.deadline`): reading the body and auth count against it.
+starts here (`app.core.serving.deadline`): reading the body and auth count against it.
 
 How many may be in at once follows the measured service rate: with `rate` requests
 finished per busy second, `rate * window` admitted requests drain within `window`
@@ -23,8 +23,8 @@ from collections import deque
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.metrics import Metrics
-from app.inference.deadline import request_deadline
+from app.core.serving.deadline import request_deadline
+from app.core.telemetry import Metrics
 
 MIN_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 30

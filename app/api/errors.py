@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from app.errors import FacesvcError, RetryLater
+from app.core.errors import FacesvcError, RetryLater
 
 log = logging.getLogger(__name__)
 

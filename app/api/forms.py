@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import bounds
 from app.api.limits import BodyTooLarge
-from app.errors import ImageTooLarge, UnsupportedMediaType, ValidationFailed
+from app.core import bounds
+from app.core.errors import ImageTooLarge, UnsupportedMediaType, ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -98,7 +98,7 @@ async def _from_multipart(
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, bounded in depth (`app.api.bounds`); the body limit
+    """The body as a JSON object, bounded in depth (`app.core.bounds`); the body limit
     bounds its size."""
     try:
         body = bounds.load_json(await request.body(), "the body")

@@ -6,15 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.errors import FacesvcError
+from app.core.errors import FacesvcError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import calibrate, explain, face, learning, service, stylize
+    from app.cli import face, service, stylize
+    from app.lab.cli import calibrate, evaluate, explain, learning
 
     parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     face.register(sub)
+    evaluate.register(sub)
     service.register(sub)
     learning.register(sub)
     calibrate.register(sub)

@@ -1,67 +1,33 @@
-"""Face subcommands: compare, embed, eval."""
+"""Face subcommands: compare, embed."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from app.config import Settings
-from app.errors import FacesvcError
-from app.evaluation.dataset import FaceSet
-from app.face.distance import is_match, squared_distance
-from app.face.pipeline import FacePipeline, FaceResult
+from app.core.command_line import model_options, pipeline_from_args
+from app.core.decision.distance import is_match, squared_distance
+from app.core.errors import FacesvcError
+from app.core.model.pipeline import FacePipeline, FaceResult
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     compare = sub.add_parser("compare", help="verify whether two photos show the same person")
     compare.add_argument("image_a", type=Path)
     compare.add_argument("image_b", type=Path)
-    _model_options(compare)
+    model_options(compare)
     compare.add_argument("--threshold", type=float, help="tau on the squared distance")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(func=run_compare)
 
     embed = sub.add_parser("embed", help="print the embedding of the largest face of each photo")
     embed.add_argument("images", type=Path, nargs="+")
-    _model_options(embed)
+    model_options(embed)
     embed.add_argument("--aligned", action="store_true", help="inputs are aligned crops already")
     embed.add_argument("--json", action="store_true")
     embed.set_defaults(func=run_embed)
-
-    evaluate = sub.add_parser("eval", help="accuracy on a labelled set (shared PROTOCOL.md)")
-    evaluate.add_argument("--data", type=Path, required=True, help="<set>/<identity>/<image>")
-    _model_options(evaluate)
-    evaluate.add_argument("--threshold", type=float, help="also report rates at this fixed tau")
-    evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--cache", type=Path, help="embedding cache folder")
-    evaluate.add_argument("--no-cache", action="store_true")
-    evaluate.set_defaults(func=run_eval)
-
-
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="embedding backbone (default: settings)")
-    parser.add_argument("--device", help="'auto', 'cpu' or 'cuda[:N]'")
-    parser.add_argument(
-        "--model-file",
-        type=Path,
-        help="ONNX file for arcface-onnx (sets FACESVC_ARCFACE_ONNX; implies that model)",
-    )
-
-
-def _pipeline(args: argparse.Namespace) -> FacePipeline:
-    settings = Settings()
-    if args.device:
-        settings = settings.model_copy(update={"device": args.device})
-    model = args.model
-    if args.model_file:
-        settings = settings.model_copy(update={"arcface_onnx": args.model_file})
-        model = model or "arcface-onnx"
-    return FacePipeline.load(settings, model)
 
 
 def _largest_face(pipeline: FacePipeline, path: Path) -> FaceResult:
@@ -75,7 +41,7 @@ def _largest_face(pipeline: FacePipeline, path: Path) -> FaceResult:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
+    pipeline = pipeline_from_args(args)
     face_a = _largest_face(pipeline, args.image_a)
     face_b = _largest_face(pipeline, args.image_b)
     tau = args.threshold if args.threshold is not None else pipeline.backbone.calibration.tau_verify
@@ -100,7 +66,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
+    pipeline = pipeline_from_args(args)
     rows = []
     for path in args.images:
         if args.aligned:
@@ -135,56 +101,3 @@ def _face_json(face: FaceResult) -> dict[str, Any]:
         "box": [round(v, 2) for v in detection.box] if detection else None,
         "score": round(detection.score, 5) if detection else None,
     }
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    from app.evaluation.dataset import load_face_set
-    from app.evaluation.protocol import evaluate
-
-    pipeline = _pipeline(args)
-    face_set = load_face_set(args.data)
-    embeddings = embed_set(pipeline, face_set, args.cache, use_cache=not args.no_cache)
-    report = evaluate(
-        face_set,
-        embeddings,
-        model=pipeline.backbone.name,
-        default_tau=pipeline.backbone.calibration.tau_identify,
-        threshold=args.threshold,
-    )
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        _print_report(report)
-    return 0
-
-
-def embed_set(
-    pipeline: FacePipeline, face_set: FaceSet, cache_folder: Path | None, use_cache: bool = True
-) -> dict[Path, np.ndarray | None]:
-    """Every image's embedding (None: no face), through the evaluation cache that
-    `facesvc eval` fills (default folder: <cache_dir>/eval)."""
-    from app.evaluation.cache import EmbeddingCache, embed_face_set
-
-    cache = None
-    if use_cache:
-        folder = cache_folder or pipeline.settings.cache_dir / "eval"
-        cache = EmbeddingCache(folder, _cache_key(pipeline, face_set.name))
-
-    def embed_one(path: Path) -> np.ndarray | None:
-        try:
-            return pipeline.analyze(path.read_bytes(), faces="largest")[0].embedding
-        except FacesvcError:
-            return None  # the protocol counts it as a failed image
-
-    return embed_face_set(face_set, embed_one, cache, progress=True)
-
-
-def _cache_key(pipeline: FacePipeline, set_name: str) -> str:
-    return f"{set_name}-{pipeline.backbone.name}-{pipeline.fingerprint()}"
-
-
-def _print_report(report: dict[str, Any]) -> None:
-    for key, value in report.items():
-        if key == "failed_files":
-            continue
-        print(f"{key}: {json.dumps(value)}", file=sys.stdout)

@@ -8,16 +8,14 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app import db
-from app.config import Settings
-from app.keys import service as keys
-from app.keys.service import Scope
+from app.core.command_line import model_options, pipeline_from_args, with_session
+from app.core.config import Settings
+from app.core.store import db
+from app.core.store.repos import keys as keys
+from app.core.store.repos.keys import Scope
 
 T = TypeVar("T")
 
@@ -56,13 +54,11 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     revoke.add_argument("prefix")
     revoke.set_defaults(func=_keys_revoke)
 
-    from app.cli.face import _model_options
-
     reembed = sub.add_parser(
         "reembed",
         help="re-embed the gallery with another model from the stored face crops",
     )
-    _model_options(reembed)
+    model_options(reembed)
     reembed.add_argument(
         "--skip-missing",
         action="store_true",
@@ -90,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     pool = None
     try:
         if settings.inference_backend != "thread":
-            from app.inference.supervisor import Supervisor
+            from app.core.serving.supervisor import Supervisor
 
             # Read by the API processes: they send their jobs there.
             os.environ["FACESVC_INFERENCE_POOL_SOCKET"] = str(runtime / "pool.sock")
@@ -122,24 +118,8 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    settings = Settings()
-    if settings.migrate_on_start:
-        db.upgrade(settings.database_url)
-
-    async def run() -> T:
-        engine = db.create_engine(settings.database_url)
-        try:
-            async with db.create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
 def _keys_create(args: argparse.Namespace) -> int:
-    row, key = _with_session(lambda s: keys.create_key(s, args.name, args.scope))
+    row, key = with_session(lambda s: keys.create_key(s, args.name, args.scope))
     print(f"created key {row.prefix} ({row.name}) with scopes {', '.join(row.scopes)}")
     print("store it now; it is shown only once:")
     print(key)
@@ -147,7 +127,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    rows = _with_session(keys.list_keys)
+    rows = with_session(keys.list_keys)
     print(f"{'prefix':<14} {'scopes':<22} {'created':<20} {'revoked':<20} name")
     for row in rows:
         revoked = f"{row.revoked_at:%Y-%m-%d %H:%M:%S}" if row.revoked_at else "-"
@@ -159,16 +139,15 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    row = _with_session(lambda s: keys.revoke_key(s, args.prefix))
+    row = with_session(lambda s: keys.revoke_key(s, args.prefix))
     print(f"revoked key {row.prefix} ({row.name})")
     return 0
 
 
 def _reembed(args: argparse.Namespace) -> int:
-    from app.cli.face import _pipeline
-    from app.identities.reembed import reembed, stale_faces
+    from app.domains.identities.reembed import reembed, stale_faces
 
-    pipeline = _pipeline(args)
+    pipeline = pipeline_from_args(args)
     model = pipeline.model
     target = f"{model[0]} {model[1]}"
     settings = Settings()

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings
-from app.errors import ValidationFailed
+from app.core.config import Settings
+from app.core.errors import ValidationFailed
 
 OPTION_FIELDS = (
     "network",
@@ -64,7 +64,7 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from app.stylize.options import StyleOptions
+    from app.core.style.options import StyleOptions
 
     values = {name: getattr(args, name) for name in OPTION_FIELDS}
     if args.style_layers:
@@ -83,12 +83,12 @@ def run_stylize(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from app.face.decode import DecodeLimits, decode_image
-    from app.face.device import resolve_device
-    from app.stylize.networks import NetworkCache, network_spec
-    from app.stylize.optimise import Costs, stylize
-    from app.stylize.options import plan
-    from app.stylize.runner import encode_png
+    from app.core.model.decode import DecodeLimits, decode_image
+    from app.core.model.device import resolve_device
+    from app.core.style.networks import NetworkCache, network_spec
+    from app.core.style.optimise import Costs, stylize
+    from app.core.style.options import plan
+    from app.domains.jobs.runner import encode_png
 
     settings = Settings()
     if args.device:
@@ -137,8 +137,8 @@ def run_stylize(args: argparse.Namespace) -> int:
         "plan": job_plan.model_dump(),
     }
     if args.identity:
-        from app.face.pipeline import FacePipeline
-        from app.stylize.identity import with_pipeline
+        from app.core.model.pipeline import FacePipeline
+        from app.domains.jobs.identity import with_pipeline
 
         report = with_pipeline(FacePipeline.load(settings), content_bytes, png)
         summary["identity_distance"] = report.distance

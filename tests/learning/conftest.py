@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.config import Settings
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
 from tests.learning.sets import make_photo_set
 
 SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"

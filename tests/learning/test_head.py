@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.evaluation.dataset import load_face_set
-from app.face.backbones.base import Calibration
-from app.face.pipeline import FacePipeline
-from app.learning.checkpoint import load_checkpoint, save_checkpoint
-from app.learning.data import split_identities
-from app.learning.head import HEAD_PREFIX, KIND, ProjectionHead, calibration_header
-from app.learning.training import TripletConfig
-from app.learning.triplet_run import TripletRun, run_train_triplet
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.backbones.base import Calibration
+from app.core.model.checkpoint import load_checkpoint, save_checkpoint
+from app.core.model.head import HEAD_PREFIX, KIND, ProjectionHead, calibration_header
+from app.core.model.pipeline import FacePipeline
+from app.lab.evaluation.dataset import load_face_set
+from app.lab.learning.data import split_identities
+from app.lab.learning.training import TripletConfig
+from app.lab.learning.triplet_run import TripletRun, run_train_triplet
 from tests.service.factories import photo
 
 CALIBRATION = Calibration(0.2, 1e-3, 0.9, 0.1, 1e-2, 0.3, 6, "test")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.learning.mining import batch_hard, mine, random_negatives, semi_hard
-from app.learning.triplet import squared_distances, triplet_loss, triplet_losses
+from app.lab.learning.mining import batch_hard, mine, random_negatives, semi_hard
+from app.lab.learning.triplet import squared_distances, triplet_loss, triplet_losses
 
 MARGIN = 2.0
 

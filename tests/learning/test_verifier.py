@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.evaluation.dataset import load_face_set
-from app.evaluation.protocol import evaluate, pairwise_squared_distances
-from app.learning.data import LabelledVectors, cached_embeddings
-from app.learning.pairs import balanced_pairs
-from app.learning.scores import expected_calibration_error, reliability, score_protocol
-from app.learning.verifier import (
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.verifier import (
     VerifierConfig,
     fit_platt,
     load_verifier,
@@ -24,7 +19,12 @@ from app.learning.verifier import (
     save_verifier,
     train_classifier,
 )
-from app.learning.verifier_run import VerifierRun, features_of, run_train_verifier
+from app.lab.evaluation.dataset import load_face_set
+from app.lab.evaluation.protocol import evaluate, pairwise_squared_distances
+from app.lab.learning.data import LabelledVectors, cached_embeddings
+from app.lab.learning.pairs import balanced_pairs
+from app.lab.learning.scores import expected_calibration_error, reliability, score_protocol
+from app.lab.learning.verifier_run import VerifierRun, features_of, run_train_verifier
 from tests.learning.conftest import SHARED_FACES
 
 LFW_DEV = SHARED_FACES / "lfw_dev"
@@ -118,7 +118,7 @@ def test_verifier_file_round_trip_and_model_check(tmp_path: Path) -> None:
 def test_score_protocol_with_the_distance_is_the_shared_protocol(
     settings: Settings, base_pipeline: object, tiny_set: Path, tiny_cache: Path
 ) -> None:
-    from app.face.pipeline import FacePipeline
+    from app.core.model.pipeline import FacePipeline
 
     assert isinstance(base_pipeline, FacePipeline)
     face_set = load_face_set(tiny_set)

@@ -18,8 +18,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
 from app.main import create_app
 from tests.service.factories import upload
 
@@ -77,7 +77,7 @@ def _clean_postgres(url: str) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from app import db
+    from app.core.store import db
 
     db.upgrade(url)
     plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -159,7 +159,7 @@ class Api:
     def db_face_ids(self) -> set[int]:
         from sqlalchemy import select
 
-        from app.identities.models import Face
+        from app.core.store.rows.identities import Face
 
         async def query() -> set[int]:
             async with self.app.state.context.sessions() as session:
@@ -175,7 +175,7 @@ def form(fields: dict[str, Any]) -> dict[str, str]:
 
 
 def create_keys(api_client: TestClient, app: FastAPI) -> dict[str, str]:
-    from app.keys.service import create_key
+    from app.core.store.repos.keys import create_key
 
     async def make() -> dict[str, str]:
         out = {}

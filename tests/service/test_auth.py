@@ -58,7 +58,7 @@ def test_admin_and_scoped_keys_work(api: Api) -> None:
 
 
 def test_revoked_key_is_rejected(api: Api) -> None:
-    from app.keys.service import revoke_key
+    from app.core.store.repos.keys import revoke_key
 
     prefix = api.keys["verify"].split("_")[1]
 

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from app.api.limits import BodyLimitMiddleware
-from app.config import Settings
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
 from app.main import create_app
 from tests.service.conftest import Api, MakeApi
 from tests.service.factories import blank_png, no_face, people, photo, side_by_side, upload

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from PIL.ImageFilter import GaussianBlur
 
-from app.calibration import repository
-from app.calibration.calibrate import Request, calibrate
-from app.calibration.gallery import GalleryModel
-from app.calibration.models import StoredCalibration
-from app.errors import FacesvcError
-from app.evaluation.dataset import load_face_set
-from app.face.pipeline import FacePipeline
+from app.core.errors import FacesvcError
+from app.core.model.pipeline import FacePipeline
+from app.core.store.repos import calibrations as repository
+from app.core.store.rows.calibrations import StoredCalibration
+from app.lab.calibration.calibrate import Request, calibrate
+from app.lab.calibration.gallery import GalleryModel
+from app.lab.evaluation.dataset import load_face_set
 from tests.service.conftest import Api, MakeApi
 from tests.service.factories import DATA_FACES, people, photo, upload
 

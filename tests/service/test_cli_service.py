@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.cli import main
-from app.face.pipeline import FacePipeline
+from app.core.model.pipeline import FacePipeline
 from app.main import create_app
 
 
@@ -17,7 +17,7 @@ def test_keys_cli(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from app.config import Settings
+    from app.core.config import Settings
 
     monkeypatch.setenv("FACESVC_DATABASE_URL", database_url)
     assert main(["db", "upgrade"]) == 0

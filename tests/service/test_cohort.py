@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.calibration.cohort import Cohort
-from app.errors import ModelUnavailable
-from app.face.pipeline import FacePipeline
+from app.core.decision.cohort import Cohort
+from app.core.errors import ModelUnavailable
+from app.core.model.pipeline import FacePipeline
 from tests.service.conftest import MakeApi
 from tests.service.factories import people, photo
 

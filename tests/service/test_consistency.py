@@ -9,12 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from app.config import Settings
-from app.deps import Context
-from app.face.pipeline import FacePipeline
-from app.identities.models import Face
-from app.index.sync import IndexedSession
-from app.keys.service import create_key
+from app.api.deps import Context
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
+from app.core.store.index_sync import IndexedSession
+from app.core.store.repos.keys import create_key
+from app.core.store.rows.identities import Face
 from app.main import create_app
 from tests.service.conftest import Api, MakeApi
 from tests.service.factories import people, photo, upload
@@ -189,7 +189,7 @@ def test_hnsw_search_breadth_survives_rebuilds() -> None:
     import faiss
     import numpy as np
 
-    from app.index.gallery import GalleryIndex
+    from app.core.store.vector_index import GalleryIndex
 
     gallery = GalleryIndex(4, "hnsw", hnsw_m=8, hnsw_ef_search=77)
 

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from app.face.pipeline import FacePipeline
+from app.core.model.pipeline import FacePipeline
 from tests.service.conftest import Api, MakeApi, new_uuid
 from tests.service.factories import TILE, people, photo, side_by_side, slot_of, upload
 

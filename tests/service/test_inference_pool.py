@@ -1,6 +1,6 @@
 """The inference worker pool: batching, backpressure, deadlines, crashes, readiness.
 
-Real model, real photos. The engine tests drive `InferenceEngine` directly; the HTTP
+Real model, real photos. The engine tests drive `FaceInference` directly; the HTTP
 tests run the app on SQLite (the pool does not depend on the database).
 """
 
@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.api.metrics import Metrics
-from app.config import Settings
-from app.errors import (
+from app.core.config import Settings
+from app.core.errors import (
     DeadlineExceeded,
     InferenceFailed,
     InvalidImage,
@@ -28,11 +27,12 @@ from app.errors import (
     NoFaceFound,
     Overloaded,
 )
-from app.face.pipeline import FacePipeline
-from app.inference.deadline import request_deadline
-from app.inference.engine import InferenceEngine, batch_limits
-from app.inference.jobs import Job
-from app.inference.scheduler import Scheduler
+from app.core.model.pipeline import FacePipeline
+from app.core.serving.deadline import request_deadline
+from app.core.serving.inference import FaceInference, batch_limits
+from app.core.serving.jobs import Job
+from app.core.serving.scheduler import Scheduler
+from app.core.telemetry import Metrics
 from app.main import create_app
 from tests.service.factories import no_face, people, photo, side_by_side, upload
 
@@ -48,10 +48,10 @@ def anyio_backend() -> str:
 @asynccontextmanager
 async def running_engine(
     pipeline: FacePipeline, **overrides: Any
-) -> AsyncIterator[tuple[InferenceEngine, Metrics]]:
+) -> AsyncIterator[tuple[FaceInference, Metrics]]:
     settings = Settings(_env_file=None).model_copy(update=overrides)
     metrics = Metrics()
-    engine = InferenceEngine([pipeline], settings, metrics)
+    engine = FaceInference([pipeline], settings, metrics)
     await engine.start()
     try:
         yield engine, metrics
@@ -334,13 +334,13 @@ def test_metrics_add_up_every_process(tmp_path: Path) -> None:
 
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     record = (
-        "from app.api.metrics import Metrics; m = Metrics(); "
+        "from app.core.telemetry import Metrics; m = Metrics(); "
         "m.stage_time.labels('database').observe(0.01); m.jobs.labels('detect', 'done').inc(); "
         "m.queue_depth.labels('detect').set({depth})"
     )
     for depth in (3, 5):  # the later write wins: the pool server is one process
         subprocess.run([sys.executable, "-c", record.format(depth=depth)], env=env, check=True)
-    render = "from app.api.metrics import Metrics; print(Metrics().render().decode())"
+    render = "from app.core.telemetry import Metrics; print(Metrics().render().decode())"
     text = subprocess.run(
         [sys.executable, "-c", render], env=env, check=True, capture_output=True, text=True
     ).stdout

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.errors import ModelUnavailable
-from app.face.pipeline import FacePipeline
-from app.learning.training import TripletConfig
-from app.learning.triplet_run import TripletRun, run_train_triplet
-from app.learning.verifier import VerifierConfig, load_verifier
-from app.learning.verifier_run import VerifierRun, run_train_verifier
+from app.core.config import Settings
+from app.core.errors import ModelUnavailable
+from app.core.model.pipeline import FacePipeline
+from app.core.model.verifier import VerifierConfig, load_verifier
+from app.lab.learning.training import TripletConfig
+from app.lab.learning.triplet_run import TripletRun, run_train_triplet
+from app.lab.learning.verifier_run import VerifierRun, run_train_verifier
 from app.main import create_app
 from tests.learning.sets import make_photo_set
 from tests.service.conftest import Api, MakeApi
@@ -77,8 +77,8 @@ def test_probability_appears_when_a_verifier_is_configured(
 def test_a_verifier_of_another_model_is_refused_at_start(
     make_api: MakeApi, verifier_file: Path, tmp_path: Path
 ) -> None:
-    from app.learning.checkpoint import load_checkpoint, save_checkpoint
-    from app.learning.verifier import KIND
+    from app.core.model.checkpoint import load_checkpoint, save_checkpoint
+    from app.core.model.verifier import KIND
 
     checkpoint = load_checkpoint(verifier_file, KIND)
     header = {**checkpoint.header, "model": ["dlib-resnet-v1", "0+another"]}

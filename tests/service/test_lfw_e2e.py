@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.face.distance import squared_distance
-from app.face.pipeline import FacePipeline
+from app.core.decision.distance import squared_distance
+from app.core.model.pipeline import FacePipeline
 from tests.service.conftest import SHARED_FACES, Api, MakeApi
 
 LFW = SHARED_FACES / "lfw_dev"

@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from app.config import Settings  # noqa: E402
-from app.face.pipeline import FacePipeline  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from app.core.model.pipeline import FacePipeline  # noqa: E402
 from app.main import create_app  # noqa: E402
 from tests.service.conftest import _clean_postgres, create_keys  # noqa: E402
 from tests.service.factories import people, photo, upload  # noqa: E402

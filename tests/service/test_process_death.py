@@ -31,7 +31,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from app.identities.models import Face
+from app.core.store.rows.identities import Face
 from tests.service.factories import people, photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

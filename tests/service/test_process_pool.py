@@ -21,13 +21,13 @@ import httpx
 import numpy as np
 import pytest
 
-from app.api.metrics import Metrics
-from app.config import Settings
-from app.errors import NoFaceFound
-from app.face.pipeline import FacePipeline
-from app.inference.engine import InferenceEngine
-from app.inference.process import ProcessPool
-from app.inference.server import PoolServer
+from app.core.config import Settings
+from app.core.errors import NoFaceFound
+from app.core.model.pipeline import FacePipeline
+from app.core.serving.inference import FaceInference
+from app.core.serving.process import ProcessPool
+from app.core.serving.server import PoolServer
+from app.core.telemetry import Metrics
 from app.main import create_app
 from tests.service.factories import no_face, people, photo, side_by_side, upload
 
@@ -70,16 +70,16 @@ def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         server.stop()
 
 
-def client_engine(path: Path, pipeline: FacePipeline | None, **overrides: Any) -> InferenceEngine:
+def client_engine(path: Path, pipeline: FacePipeline | None, **overrides: Any) -> FaceInference:
     settings = Settings(_env_file=None, inference_pool_socket=path, **POOL)
     settings = settings.model_copy(update=overrides)
-    return InferenceEngine([pipeline] if pipeline else [], settings, Metrics(), backend="process")
+    return FaceInference([pipeline] if pipeline else [], settings, Metrics(), backend="process")
 
 
 @asynccontextmanager
 async def connected(
     path: Path, pipeline: FacePipeline, **overrides: Any
-) -> AsyncIterator[InferenceEngine]:
+) -> AsyncIterator[FaceInference]:
     engine = client_engine(path, pipeline, **overrides)
     await engine.start()
     try:

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from app.face.distance import squared_distance
-from app.face.pipeline import FacePipeline
+from app.core.decision.distance import squared_distance
+from app.core.model.pipeline import FacePipeline
 from tests.service.conftest import Api
 from tests.service.factories import (
     DATA_FACES,

@@ -8,8 +8,8 @@ import math
 import pytest
 from sqlalchemy import update
 
-from app.face.pipeline import FacePipeline
-from app.identities.models import Face
+from app.core.model.pipeline import FacePipeline
+from app.core.store.rows.identities import Face
 from tests.service.conftest import Api
 from tests.service.factories import (
     TILE,

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
 from app.cli import main
-from app.config import Settings
-from app.face.align import align_face
-from app.face.pipeline import FacePipeline
-from app.identities.models import Face
+from app.core.config import Settings
+from app.core.model.align import align_face
+from app.core.model.pipeline import FacePipeline
+from app.core.store.rows.identities import Face
 from tests.service.conftest import Api, MakeApi
 from tests.service.factories import people, photo
 

@@ -57,7 +57,7 @@ CALLERS: dict[str, list[str] | None] = {
     "metrics": ["metrics"],
     "admin": ["admin"],
 }
-GRANTS = {  # what each scope brings with it (app/keys/service.py IMPLIED)
+GRANTS = {  # what each scope brings with it (app/core/store/repos/keys.py IMPLIED)
     "admin": set(RULES.values()) | {ANY},
     "enroll": {"enroll", "read", ANY},
     "read": {"read", ANY},
@@ -67,7 +67,7 @@ GRANTS = {  # what each scope brings with it (app/keys/service.py IMPLIED)
 
 
 def add_keys(api: Api, wanted: dict[str, list[str]]) -> None:
-    from app.keys.service import create_key
+    from app.core.store.repos.keys import create_key
 
     async def make() -> None:
         async with api.app.state.context.sessions() as session, session.begin():

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import Settings
-from app.face.pipeline import FacePipeline
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
 from app.main import create_app
 from tests.service.factories import people, photo, upload
 from tests.service.live import live_server
@@ -69,8 +69,8 @@ def test_more_clients_than_database_connections_all_get_answers(
 def _keys(settings: Settings) -> dict[str, str]:
     """Keys written through an engine of this loop's own: the server's engine belongs to
     the server thread's event loop."""
-    from app import db
-    from app.keys.service import create_key
+    from app.core.store import db
+    from app.core.store.repos.keys import create_key
 
     async def make() -> dict[str, str]:
         engine = db.create_engine(settings.database_url)

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from sqlalchemy import update
 
-from app.identities.models import utcnow
-from app.stylize.models import StyleJob
+from app.core.store.rows.identities import utcnow
+from app.core.store.rows.jobs import StyleJob
 from tests.service.conftest import Api, MakeApi, form
 from tests.service.factories import photo, upload
 

@@ -47,7 +47,7 @@ def test_docs_in_open_mode_need_no_key(make_api: MakeApi) -> None:
 
 @pytest.mark.parametrize("metrics", ["public", "key", "off"])
 def test_metrics_setting(make_api: MakeApi, metrics: str) -> None:
-    from app.keys.service import create_key
+    from app.core.store.repos.keys import create_key
 
     api = make_api(metrics=metrics)
 
@@ -152,7 +152,7 @@ def test_sqlite_forgets_deleted_and_changed_names(
         r = api.request("PATCH", f"/v1/identities/{ident}", json={"name": "Someone Else"})
         assert r.status_code == 200
     else:  # the face's embedding bytes go; the identity (and its name) stays
-        from app.identities.models import Face
+        from app.core.store.rows.identities import Face
 
         async def embedding() -> bytes:
             async with api.app.state.context.sessions() as session:

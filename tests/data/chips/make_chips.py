@@ -15,7 +15,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from app.face.backbones.dlib_resnet import find_model_file
+from app.core.model.backbones.dlib_resnet import find_model_file
 
 HERE = Path(__file__).parent
 FACES = HERE.parent / "faces"

@@ -1,0 +1,56 @@
+"""The thresholds the service decides with: the newest stored calibration of the active
+model, else the backbone's built-in one.
+
+With `follow_gallery`, tau_identify is re-derived on every request from the number of
+faces in the search index, so that the stored target FPIR holds as the gallery grows
+(every enrolled face is one more chance for a stranger), and the FNIR reported is the
+one the gallery model expects there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.model.backbones.base import Calibration
+from app.core.store.repos import calibrations as repository
+from app.core.store.rows.calibrations import StoredCalibration
+from app.core.decision.open_set import GalleryModel
+
+
+@dataclass(frozen=True)
+class ActiveCalibration:
+    calibration: Calibration
+    stored: StoredCalibration | None  # None: the backbone's built-in calibration
+
+
+def from_stored(row: StoredCalibration, gallery_size: int) -> Calibration:
+    report = row.report
+    tau_identify, fnir = row.tau_identify, report["expected_fnir"]
+    size = row.gallery_size
+    fpir = report["identification"]["fpir"]["value"]
+    if row.follow_gallery:
+        model = GalleryModel.from_dict(report["gallery_model"])
+        size = max(gallery_size, 1)
+        tau_identify = model.tau_for_fpir(row.fpir_target, size)
+        fnir, fpir = model.expected_fnir(tau_identify, size), row.fpir_target
+    return Calibration(
+        tau_verify=row.tau_verify,
+        far_verify=report["far"],
+        tar_verify=report["tar"],
+        tau_identify=tau_identify,
+        fpir_identify=fpir,
+        fnir_identify=fnir,
+        gallery_size=size,
+        source=f"database: calibration {row.id} of {row.created_at:%Y-%m-%d %H:%M} ({row.source})",
+    )
+
+
+async def active_calibration(
+    session: AsyncSession, model: tuple[str, str], built_in: Calibration, gallery_size: int
+) -> ActiveCalibration:
+    row = await repository.latest(session, model)
+    if row is None:
+        return ActiveCalibration(built_in, None)
+    return ActiveCalibration(from_stored(row, gallery_size), row)

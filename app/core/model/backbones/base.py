@@ -1,0 +1,43 @@
+"""The one small interface every embedding backbone implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from app.core.model.align import Alignment
+from app.core.model.types import Embedding, RGBImage
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Default thresholds of one backbone and the measurement they came from."""
+
+    tau_verify: float  # 1:1, squared distance
+    far_verify: float  # false-accept rate per impostor pair at tau_verify
+    tar_verify: float  # true-accept rate at tau_verify
+    tau_identify: float  # 1:N, stricter: a stranger gets one chance per enrolled person
+    fpir_identify: float  # strangers accepted at tau_identify
+    fnir_identify: float  # enrolled people missed at tau_identify
+    gallery_size: int  # gallery size the 1:N figures were measured with
+    source: str  # data set and command that produced the figures
+
+
+class Backbone(Protocol):
+    name: str  # stable identifier, stored with every embedding
+    licence: str  # short note on the weights' licence, shown by GET /v1/models
+    version: str  # changes whenever weights or preprocessing change
+    embedding_size: int
+    input_size: int
+    normalized: bool  # whether outputs are L2-normalised
+    calibration: Calibration
+    device: torch.device
+    alignment: Alignment  # where the landmarks land in the input crop
+
+    def embed(self, chips: list[RGBImage] | npt.NDArray[np.uint8]) -> Embedding:
+        """Embed a batch of aligned crops, (n, size, size, 3) uint8 -> (n, d) float32."""
+        ...

@@ -1,0 +1,242 @@
+"""One object that runs decode -> detect -> align -> embed, loaded once per process."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+import numpy as np
+
+from app.core.config import Settings
+from app.core.errors import FacesvcError, ModelUnavailable, MultipleFaces, NoFaceFound
+from app.core.model.align import align_face
+from app.core.model.backbones import load_backbone
+from app.core.model.backbones.base import Backbone
+from app.core.model.decode import (
+    DecodeLimits,
+    decode_image,
+    image_scale,
+    return_freed_images_to_the_system,
+    scale_detection,
+)
+from app.core.model.decode_budget import PixelBudget
+from app.core.model.detect import DetectorConfig, FaceDetector
+from app.core.model.device import resolve_device
+from app.core.model.gpu_decode import DeviceDecoder
+from app.core.model.types import AlignedFace, Detection, Embedding, RGBImage
+
+FaceSelection = Literal["single", "largest", "all"]
+
+
+class Detector(Protocol):
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def detect(self, image: RGBImage) -> list[Detection]: ...
+
+    def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]: ...
+
+
+def load_detector(settings: Settings) -> Detector:
+    device = resolve_device(settings.device)
+    if settings.detector == "scrfd":
+        from app.core.model.scrfd import ScrfdDetector
+
+        if settings.scrfd_onnx is None:
+            raise ModelUnavailable("FACESVC_DETECTOR=scrfd needs FACESVC_SCRFD_ONNX (a file)")
+        return ScrfdDetector(
+            settings.scrfd_onnx,
+            input_size=settings.scrfd_input_size,
+            device=device,
+            threads=settings.torch_threads,
+        )
+    config = DetectorConfig(
+        min_face_size=settings.min_face_size,
+        score_threshold=settings.detection_threshold,
+        upsample_below=settings.detection_upsample_below,
+        max_side=settings.detection_max_side,
+        impl=settings.detect_impl,
+    )
+    return FaceDetector(config, device)
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    detection: Detection | None
+    embedding: Embedding  # (d,) float32
+    aligned: AlignedFace
+
+
+class FacePipeline:
+    def __init__(self, settings: Settings, detector: Detector, backbone: Backbone) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.backbone = backbone
+        # Large images are decoded only as large as detection looks at them (its
+        # downscaled copy); boxes are mapped back to the sent image's pixels.
+        return_freed_images_to_the_system()
+        self.limits = DecodeLimits(
+            settings.max_image_bytes,
+            settings.max_image_pixels,
+            work_side=settings.detection_max_side,
+            budget=PixelBudget(settings.decode_pixels_in_flight),
+        )
+        device = resolve_device(settings.device)
+        on_device = settings.decode_on_device
+        if on_device is None:  # nvjpeg on CUDA; on the CPU it is libjpeg-turbo, like PIL
+            on_device = device.type == "cuda"
+        self._device_decoder = DeviceDecoder(device, self.limits) if on_device else None
+        self._dlib_aligner = None
+        if settings.landmarks == "dlib5":
+            from app.core.model.dlib_landmarks import DlibFivePointAligner
+
+            self._dlib_aligner = DlibFivePointAligner(backbone.alignment.size)
+
+    @classmethod
+    def load(cls, settings: Settings, model: str | None = None) -> FacePipeline:
+        return cls(
+            settings, load_detector(settings), load_backbone(model or settings.model, settings)
+        )
+
+    @property
+    def model(self) -> tuple[str, str]:
+        """(name, version) stored with every embedding: the backbone's version plus a
+        digest of the settings that change its embeddings, so that a gallery enrolled
+        with flip fusion, say, is never searched without it."""
+        s, alignment = self.settings, self.backbone.alignment
+        parts = [
+            np.asarray(alignment.template).round(4).tobytes().hex(),
+            repr(alignment.weights),
+            f"{s.flip_fusion}/{s.landmarks}",
+        ]
+        if self.detector.name != "mtcnn":  # other landmarks: other embeddings
+            parts.append(self.detector.version)
+        digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
+        return self.backbone.name, f"{self.backbone.version}.{digest}"
+
+    def fingerprint(self) -> str:
+        """A digest of everything that changes an embedding or which face is embedded,
+        so evaluation caches never go stale."""
+        s = self.settings
+        parts = [
+            *self.model,
+            f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
+            f"{s.detection_max_side}",
+        ]
+        if s.detector == "mtcnn" and s.detect_impl != "facenet":  # within 1e-4 px, not bit for bit
+            parts.append(s.detect_impl)
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def decode(self, data: bytes) -> RGBImage:
+        """The image, possibly reduced (`app.core.model.decode.DecodedImage`): `detect` and
+        `select` take it as it is and speak in the original image's pixels."""
+        return decode_image(data, self.limits)
+
+    def decode_many(self, blobs: Sequence[bytes]) -> list[RGBImage | FacesvcError]:
+        """`decode` for a batch, each image or its error; JPEGs decoded together on the
+        device when FACESVC_DECODE_ON_DEVICE is on (by default on CUDA)."""
+        if self._device_decoder is not None:
+            return self._device_decoder.decode_many(blobs)
+        results: list[RGBImage | FacesvcError] = []
+        for blob in blobs:
+            try:
+                results.append(self.decode(blob))
+            except FacesvcError as exc:
+                results.append(exc)
+        return results
+
+    def detect(self, image: RGBImage) -> list[Detection]:
+        """All faces, largest first, in the original image's pixels; [] when none."""
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]:
+        """`detect` for several images, batching those of the same size."""
+        found: list[list[Detection]] = [[] for _ in images]
+        for batch in self._detection_batches(images):
+            faces = self.detector.detect_many([np.asarray(images[i]) for i in batch])
+            for i, image_faces in zip(batch, faces, strict=True):
+                sx, sy = image_scale(images[i])
+                found[i] = [scale_detection(face, sx, sy) for face in image_faces]
+        return found
+
+    def _detection_batches(self, images: Sequence[RGBImage]) -> list[list[int]]:
+        """Indices of `images`, same sizes side by side, in batches of at most one
+        detection_max_side-square of pixels as MTCNN sees them: its memory grows with a
+        batch's pixels (eight 1600-px images at once took 1 GB), while small images
+        still share their passes. SCRFD runs every image at its fixed input size."""
+        if self.detector.name != "mtcnn":
+            return [list(range(len(images)))] if images else []
+        side = self.settings.detection_max_side
+        batches: list[list[int]] = []
+        used = float(side * side)
+        for i in sorted(range(len(images)), key=lambda i: images[i].shape[:2]):
+            height, width = images[i].shape[:2]
+            pixels = height * width * min(1.0, side / max(height, width)) ** 2
+            if used + pixels > side * side:
+                batches.append([])
+                used = 0.0
+            batches[-1].append(i)
+            used += pixels
+        return batches
+
+    def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
+        if self._dlib_aligner is not None:
+            return self._dlib_aligner.align(image, detection)
+        return align_face(image, detection, self.backbone.alignment)
+
+    def embed_chips(self, chips: Sequence[RGBImage] | np.ndarray) -> Embedding:
+        """(n, size, size, 3) aligned crops -> (n, d) embeddings.
+
+        With flip fusion the embedding is the mean of the crop's and its mirror image's,
+        re-normalised when the backbone normalises (measured in docs/accuracy.md).
+        """
+        batch = np.ascontiguousarray(np.stack(list(chips)))
+        if not self.settings.flip_fusion:
+            return self.backbone.embed(batch)
+        both = self.backbone.embed(np.concatenate([batch, batch[:, :, ::-1]]))
+        fused = (both[: len(batch)] + both[len(batch) :]) / 2
+        if self.backbone.normalized:
+            fused /= np.linalg.norm(fused, axis=1, keepdims=True)
+        return fused.astype(np.float32)
+
+    def analyze(self, data: bytes, *, faces: FaceSelection = "single") -> list[FaceResult]:
+        return self.analyze_image(self.decode(data), faces=faces)
+
+    def analyze_image(
+        self, image: RGBImage, *, faces: FaceSelection = "single"
+    ) -> list[FaceResult]:
+        aligned = self.locate(image, faces=faces)
+        embeddings = self.embed_chips([face.chip for face in aligned])
+        return [
+            FaceResult(detection=face.detection, embedding=embedding, aligned=face)
+            for face, embedding in zip(aligned, embeddings, strict=True)
+        ]
+
+    def locate(self, image: RGBImage, *, faces: FaceSelection = "single") -> list[AlignedFace]:
+        """Detect, choose (`faces`) and align: everything before the embedding."""
+        return self.select(image, self.detect(image), faces=faces)
+
+    def select(
+        self, image: RGBImage, detections: list[Detection], *, faces: FaceSelection = "single"
+    ) -> list[AlignedFace]:
+        """Choose among `detect`'s faces (`faces`) and align them."""
+        if not detections:
+            raise NoFaceFound("no face was found in the image")
+        if faces == "single" and len(detections) > 1:
+            raise MultipleFaces(
+                f"{len(detections)} faces were found; send a photo with one face "
+                "or ask for the largest one"
+            )
+        chosen = detections if faces == "all" else detections[:1]
+        sx, sy = image_scale(image)
+        if sx == 1.0 and sy == 1.0:
+            return [self.align(image, detection) for detection in chosen]
+        pixels = np.asarray(image)
+        return [  # align in this image's pixels, report in the original's
+            replace(self.align(pixels, scale_detection(d, 1 / sx, 1 / sy)), detection=d)
+            for d in chosen
+        ]

@@ -1,0 +1,102 @@
+"""Creating, listing, revoking and checking API keys.
+
+A key looks like `fsk_<prefix>_<secret>`: the prefix is its public id (shown by
+`facesvc keys list`, used for lookup), the secret 256 random bits. Only the SHA-256 of
+the whole key is stored; with that much entropy a slow hash adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import NotFound, ValidationFailed
+from app.core.store.rows.keys import ApiKey
+
+
+class Scope(StrEnum):
+    """What a key may do; the route table is in docs/service.md ("Scopes")."""
+
+    admin = "admin"  # everything
+    enroll = "enroll"  # manage the gallery: identities and faces (includes read)
+    read = "read"  # read the gallery: identities, faces, rejected 1:N candidates
+    verify = "verify"  # verify, compare, recognize, detect, models, style jobs
+    metrics = "metrics"  # /metrics when FACESVC_METRICS=key (a scraper's key)
+
+
+# Scopes a scope brings with it. enroll brings read: its writes echo the records they
+# touch (PATCH with an empty body returns one), so it reads the gallery anyway.
+IMPLIED: dict[str, frozenset[str]] = {
+    Scope.admin: frozenset(Scope),
+    Scope.enroll: frozenset({Scope.enroll, Scope.read}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+    prefix: str | None = None  # the key's public id; None in open mode
+
+    def allows(self, scope: Scope) -> bool:
+        return any(scope in IMPLIED.get(s, frozenset({s})) for s in self.scopes)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _split(key: str) -> str | None:
+    parts = key.split("_")
+    if len(parts) != 3 or parts[0] != "fsk" or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """A new key row and the plain key (shown once)."""
+    try:
+        wanted = sorted({Scope(s).value for s in scopes})
+    except ValueError as exc:
+        raise ValidationFailed(f"unknown scope; choose from {[s.value for s in Scope]}") from exc
+    if not wanted:
+        raise ValidationFailed("a key needs at least one scope")
+    prefix = secrets.token_hex(6)
+    key = f"fsk_{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
+    row = ApiKey(prefix=prefix, key_hash=hash_key(key), name=name, scopes=wanted)
+    session.add(row)
+    await session.flush()
+    return row, key
+
+
+async def list_keys(session: AsyncSession) -> list[ApiKey]:
+    return list((await session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
+
+
+async def revoke_key(session: AsyncSession, prefix: str) -> ApiKey:
+    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None:
+        raise NotFound(f"no API key with prefix {prefix!r}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        await session.flush()
+    return row
+
+
+async def authenticate(session: AsyncSession, key: str) -> Principal | None:
+    prefix = _split(key)
+    if prefix is None:
+        return None
+    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, hash_key(key)):
+        return None
+    return Principal(name=row.name, scopes=frozenset(row.scopes), prefix=row.prefix)

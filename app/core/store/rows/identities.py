@@ -1,0 +1,89 @@
+"""ORM rows for identities and faces."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.store.db import Base
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY; AUTOINCREMENT never reuses a deleted id,
+# which matters because face ids are the FAISS ids.
+FaceId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (version 7), so that id order is creation order for pagination."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant
+    return uuid.UUID(int=value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="identity",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Face.id",
+        lazy="raise",  # load explicitly (selectinload); async sessions cannot lazy-load
+    )
+
+
+class Face(Base):
+    """One enrolled photo of an identity: its embedding and where the face was."""
+
+    __tablename__ = "faces"
+    __table_args__ = (
+        Index("ix_faces_model", "model_name", "model_version"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(FaceId, primary_key=True, autoincrement=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    dim: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, dim values
+    box: Mapped[list[float] | None] = mapped_column(JSONType)  # x1, y1, x2, y2
+    detection_score: Mapped[float | None] = mapped_column(Float)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    identity: Mapped[Identity] = relationship(back_populates="faces", lazy="raise")

@@ -1,0 +1,103 @@
+"""Re-embedding a gallery with another model from the stored face crops (`facesvc reembed`).
+
+Only faces enrolled with FACESVC_KEEP_THUMBNAILS on have a stored crop (the aligned
+chip of the model that enrolled them, a JPEG); the face is detected in it again, aligned
+for the target model and embedded. Faces without one cannot be re-embedded: the photos
+were not kept. Each batch is one transaction; a running service rebuilds its index from
+the database (app.core.store.index_sync.catch_up keeps only faces of its own model, and search
+refuses a gallery that holds faces of another model).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import undefer
+
+from app.core.errors import FacesvcError
+from app.core.model.pipeline import FacePipeline
+from app.core.store.rows.identities import Face
+
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class StaleFace:
+    id: int
+    identity_id: uuid.UUID
+    model: tuple[str, str]
+    has_crop: bool
+
+
+@dataclass
+class ReembedResult:
+    done: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # face id -> why
+
+
+def _other_model(model: tuple[str, str]) -> ColumnElement[bool]:
+    return or_(Face.model_name != model[0], Face.model_version != model[1])
+
+
+async def stale_faces(session: AsyncSession, model: tuple[str, str]) -> list[StaleFace]:
+    """Every face not embedded with `model`, and whether its crop was kept."""
+    query = (
+        select(
+            Face.id,
+            Face.identity_id,
+            Face.model_name,
+            Face.model_version,
+            Face.thumbnail.is_not(None),
+        )
+        .where(_other_model(model))
+        .order_by(Face.id)
+    )
+    rows = (await session.execute(query)).all()
+    return [StaleFace(row[0], row[1], (row[2], row[3]), bool(row[4])) for row in rows]
+
+
+def embed_crop(pipeline: FacePipeline, crop: bytes) -> np.ndarray:
+    """The target model's embedding of the face in a stored crop (largest face)."""
+    return pipeline.analyze(crop, faces="largest")[0].embedding
+
+
+async def reembed(
+    sessions: async_sessionmaker[AsyncSession],
+    pipeline: FacePipeline,
+    face_ids: list[int],
+    *,
+    batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> ReembedResult:
+    """Re-embed the given faces from their stored crops, one transaction per batch."""
+    model = pipeline.model
+    result = ReembedResult()
+    for start in range(0, len(face_ids), batch):
+        chunk = face_ids[start : start + batch]
+        async with sessions() as session, session.begin():
+            query = (
+                select(Face)
+                .where(Face.id.in_(chunk), Face.thumbnail.is_not(None), _other_model(model))
+                .options(undefer(Face.thumbnail))
+                .order_by(Face.id)
+            )
+            for face in (await session.scalars(query)).all():
+                assert face.thumbnail is not None
+                try:
+                    embedding = embed_crop(pipeline, face.thumbnail)
+                except FacesvcError as exc:
+                    result.failed[face.id] = exc.detail
+                    continue
+                vector = np.ascontiguousarray(embedding, dtype="<f4").reshape(-1)
+                face.embedding = vector.tobytes()
+                face.dim = int(vector.size)
+                face.model_name, face.model_version = model
+                result.done.append(face.id)
+        if progress is not None:
+            progress(min(start + batch, len(face_ids)))
+    return result

@@ -1,0 +1,251 @@
+"""Request and response bodies of verify, compare, recognize, detect and models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+
+from app.core.model.types import Detection
+from app.domains.shared import Box, ExternalId, IdentityOut
+
+Threshold = Annotated[
+    FiniteFloat | None,
+    Field(description="Squared-distance threshold; default: the model's calibrated one."),
+]
+
+
+class DetectedFace(BaseModel):
+    box: Box = Field(description="x1, y1, x2, y2 in pixels.")
+    score: float = Field(description="Detector confidence.")
+    landmarks: list[tuple[float, float]] | None = Field(
+        None, description="Eyes, nose tip, mouth corners (x, y)."
+    )
+
+    @classmethod
+    def of(cls, detection: Detection | None) -> DetectedFace | None:
+        if detection is None:
+            return None
+        landmarks = [(float(x), float(y)) for x, y in detection.landmarks.reshape(-1, 2)]
+        box = tuple(float(v) for v in detection.box)
+        return cls(box=box, score=float(detection.score), landmarks=landmarks)
+
+
+PROBABILITY = (
+    "P(same person) from the learned verifier (FACESVC_VERIFIER, `facesvc train-verifier`) "
+    "at even prior odds; for verify, of the face at `distance`. Null without a verifier."
+)
+
+
+class VerifyForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Probe photo.")
+    identity_id: uuid.UUID | None = Field(None, description="Who the person claims to be.")
+    external_id: ExternalId | None = Field(None, description="Alternatively, your own id.")
+    threshold: Threshold = None
+    largest_face: bool = Field(False, description="Use the largest face if there are several.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> VerifyForm:
+        if (self.identity_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of identity_id and external_id")
+        return self
+
+
+class CompareForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_a: bytes = Field(description="First photo.")
+    image_b: bytes = Field(description="Second photo.")
+    threshold: Threshold = None
+    largest_face: bool = Field(False, description="Use the largest face of each photo.")
+
+
+class RecognizeForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Photo to search the gallery with.")
+    top_k: int | None = Field(None, ge=1, description="Candidates per face (default 1).")
+    threshold: Threshold = None
+    all_faces: bool = Field(False, description="Every face in the photo, not only the largest.")
+    include_rejected: bool = Field(
+        False,
+        description="Also list the nearest candidates beyond the threshold (people the "
+        "answer rejected), with `distance` of an unknown face; needs a key with the "
+        "`read` scope (403 otherwise).",
+    )
+
+
+class DetectForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="Photo.")
+
+
+NEED_TO_KNOW = (
+    "For a key without the `read` scope null unless `match` is true (an unknown id "
+    "answers like a non-match)."
+)
+
+
+class VerifyOut(BaseModel):
+    match: bool
+    distance: float | None = Field(
+        description="Smallest squared L2 distance to the identity's faces. " + NEED_TO_KNOW
+    )
+    threshold: float = Field(description="The threshold that decided `match`.")
+    identity: IdentityOut | None = Field(description="The claimed identity. " + NEED_TO_KNOW)
+    face: DetectedFace | None = Field(description="The face found in the probe photo.")
+    matched_face_id: int | None = Field(
+        description="The enrolled face at `distance`. " + NEED_TO_KNOW
+    )
+    probability: float | None = Field(None, description=PROBABILITY + " " + NEED_TO_KNOW)
+
+
+class CompareOut(BaseModel):
+    match: bool
+    distance: float
+    threshold: float
+    faces: list[DetectedFace | None] = Field(description="The face used from image_a, image_b.")
+    probability: float | None = Field(None, description=PROBABILITY)
+
+
+class Candidate(BaseModel):
+    identity: IdentityOut
+    distance: float
+    face_id: int = Field(description="The enrolled face at `distance`.")
+
+
+class RecognizedFace(BaseModel):
+    face: DetectedFace | None
+    candidates: list[Candidate] = Field(
+        description="Nearest identities first, at most top_k: those within the threshold, "
+        "or with include_rejected also those beyond it."
+    )
+    identity: IdentityOut | None = Field(
+        description="The nearest candidate if within the threshold, else null (unknown)."
+    )
+    distance: float | None = Field(
+        description="Distance of the nearest candidate; null for an unknown face unless "
+        "include_rejected."
+    )
+    score: float | None = Field(
+        None,
+        description="With FACESVC_IDENTIFY_SCORE=cohort: distance divided by the probe's mean "
+        "distance to its nearest cohort faces, the score `threshold` decided on (null "
+        "where `distance` is).",
+    )
+
+
+class RecognizeOut(BaseModel):
+    threshold: float = Field(description="The threshold that decided each `identity`.")
+    faces: list[RecognizedFace]
+
+
+class DetectOut(BaseModel):
+    faces: list[DetectedFace]
+
+
+class Threshold1to1(BaseModel):
+    default: float = Field(
+        description="Default squared-distance threshold of /v1/verify, /v1/compare."
+    )
+    far: float | None = Field(description="False-accept rate per impostor pair at the default.")
+    tar: float | None
+
+
+class Threshold1toN(BaseModel):
+    default: float = Field(description="Default threshold of /v1/recognize (stricter).")
+    fpir: float | None = Field(description="Share of strangers accepted at the default.")
+    fnir: float | None = Field(description="Share of enrolled people missed at the default.")
+    gallery_size: int = Field(description="Gallery size the FPIR / FNIR were measured with.")
+
+
+class ConfiguredModelOut(BaseModel):
+    name: str
+    licence: str = Field(description="Licence note on the model's weights.")
+    embedding_size: int
+    verify: Threshold1to1
+    identify: Threshold1toN
+    calibration_source: str
+
+
+class HeldOutOut(BaseModel):
+    """The calibrated thresholds measured on identities the calibration did not see."""
+
+    identities: int
+    far: float
+    tar: float
+    fpir: float
+    fnir: float
+
+
+class StoredCalibrationOut(BaseModel):
+    """A `facesvc calibrate` run stored in the database, in use for the active model."""
+
+    id: int
+    created_at: datetime
+    source: str = Field(description="Data set and command that produced it.")
+    far_target: float
+    far_interval: tuple[float, float] = Field(description="95% interval of the FAR at tau.")
+    tar_interval: tuple[float, float] = Field(description="95% interval of the TAR at tau.")
+    fpir_target: float
+    calibrated_gallery_size: int
+    calibrated_tau_identify: float
+    follow_gallery: bool = Field(
+        description="Whether the 1:N default is re-derived from the live gallery size "
+        "to hold fpir_target (identify.gallery_size is then that size)."
+    )
+    gallery_model: str = Field(description="How FPIR is modelled against gallery size.")
+    held_out: HeldOutOut | None
+
+
+class ModelOut(ConfiguredModelOut):
+    version: str
+    normalized: bool
+    distance: str = "squared_l2"
+    threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
+    gallery_faces: int | None = Field(
+        description="Faces of this model in the search index; null for a key without "
+        "the `read` scope."
+    )
+    calibration: StoredCalibrationOut | None = Field(
+        None, description="The stored calibration in use; null: the built-in one."
+    )
+
+
+class IdentifyScoreOut(BaseModel):
+    mode: str = Field(
+        description="What /v1/recognize decides on: `distance` (the nearest squared "
+        "distance against identify.default) or `cohort` (that distance over the probe's mean "
+        "distance to its cohort_k nearest cohort faces, against cohort_tau)."
+    )
+    cohort_k: int | None = None
+    cohort_tau: float | None = None
+    cohort_size: int | None = Field(None, description="Faces in the cohort file.")
+
+
+class ModelsOut(BaseModel):
+    active: ModelOut
+    configured: list[ConfiguredModelOut] = Field(
+        description="Every backbone whose weights are present or configured, active first."
+    )
+    identify_score: IdentifyScoreOut
+
+
+class LayerOut(BaseModel):
+    name: str = Field(description="As `facesvc explain-units --layer` takes it.")
+    description: str
+    units: int = Field(description="Channels: the units `explain-units` can draw.")
+    side: int = Field(description="Output rows (= columns) for the model's input crop.")
+    receptive_field: int = Field(description="Side in input pixels that one unit sees.")
+    stride: int = Field(description="Input pixels between neighbouring units.")
+
+
+class LayersOut(BaseModel):
+    model: str
+    input_size: int
+    layers: list[LayerOut] = Field(description="Input side first.")

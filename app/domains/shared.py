@@ -1,0 +1,43 @@
+"""Body types more than one domain answers with: an identity as any domain shows it, and
+the bounded text and box types (apart from the ORM rows)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator
+
+from app.core import bounds
+from app.core.store.rows.identities import Identity
+
+# Trimmed, 1-200 characters, no control characters (NUL included).
+Name = bounds.Label
+ExternalId = bounds.Label
+# A JSON object (multipart: as a string), at most 32 levels deep and 16 KiB, keys and
+# strings without control characters (tab and newline allowed in strings).
+Metadata = Annotated[dict[str, Any] | None, BeforeValidator(bounds.metadata)]
+Box = tuple[float, float, float, float]
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class IdentityOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    external_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Identity) -> IdentityOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            external_id=row.external_id,
+            metadata=row.meta or {},
+            created_at=as_utc(row.created_at),
+        )

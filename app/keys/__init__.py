@@ -1,1 +1,0 @@
-"""API keys: hashed storage, scopes, and the request authentication dependency."""

@@ -1,0 +1,51 @@
+"""`facesvc eval`: the shared PROTOCOL.md figures of the pipeline on a labelled set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.core.command_line import model_options, pipeline_from_args
+from app.lab.evaluation.embedding import embed_set
+
+
+def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
+    evaluate = sub.add_parser("eval", help="accuracy on a labelled set (shared PROTOCOL.md)")
+    evaluate.add_argument("--data", type=Path, required=True, help="<set>/<identity>/<image>")
+    model_options(evaluate)
+    evaluate.add_argument("--threshold", type=float, help="also report rates at this fixed tau")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--cache", type=Path, help="embedding cache folder")
+    evaluate.add_argument("--no-cache", action="store_true")
+    evaluate.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from app.lab.evaluation.dataset import load_face_set
+    from app.lab.evaluation.protocol import evaluate
+
+    pipeline = pipeline_from_args(args)
+    face_set = load_face_set(args.data)
+    embeddings = embed_set(pipeline, face_set, args.cache, use_cache=not args.no_cache)
+    report = evaluate(
+        face_set,
+        embeddings,
+        model=pipeline.backbone.name,
+        default_tau=pipeline.backbone.calibration.tau_identify,
+        threshold=args.threshold,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    for key, value in report.items():
+        if key == "failed_files":
+            continue
+        print(f"{key}: {json.dumps(value)}", file=sys.stdout)

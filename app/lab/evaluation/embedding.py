@@ -1,0 +1,37 @@
+"""A labelled set's embeddings through the evaluation cache, as `facesvc eval`,
+`facesvc calibrate` and the learning commands take them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from app.core.errors import FacesvcError
+from app.core.model.pipeline import FacePipeline
+from app.lab.evaluation.dataset import FaceSet
+
+
+def embed_set(
+    pipeline: FacePipeline, face_set: FaceSet, cache_folder: Path | None, use_cache: bool = True
+) -> dict[Path, np.ndarray | None]:
+    """Every image's embedding (None: no face), through the evaluation cache that
+    `facesvc eval` fills (default folder: <cache_dir>/eval)."""
+    from app.lab.evaluation.cache import EmbeddingCache, embed_face_set
+
+    cache = None
+    if use_cache:
+        folder = cache_folder or pipeline.settings.cache_dir / "eval"
+        cache = EmbeddingCache(folder, _cache_key(pipeline, face_set.name))
+
+    def embed_one(path: Path) -> np.ndarray | None:
+        try:
+            return pipeline.analyze(path.read_bytes(), faces="largest")[0].embedding
+        except FacesvcError:
+            return None  # the protocol counts it as a failed image
+
+    return embed_face_set(face_set, embed_one, cache, progress=True)
+
+
+def _cache_key(pipeline: FacePipeline, set_name: str) -> str:
+    return f"{set_name}-{pipeline.backbone.name}-{pipeline.fingerprint()}"

@@ -1,0 +1,360 @@
+"""The shared PROTOCOL.md over a face set and its embeddings: builds pairs and searches,
+then reports every figure as one JSON-serialisable dict.
+
+Choices the protocol leaves open (all documented where they are made):
+- impostor sampling: `impostor_pair_indices`;
+- enrolment split: floor(n/2) enrolled, `enrolment_split`;
+- ties in the nearest gallery entry go to the first in identity-name order;
+- a figure whose section does not apply (no pairs file, no impostor pairs, empty
+  gallery) is None, and so is a whole map such as `tar_at_far`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.lab.evaluation import metrics
+from app.lab.evaluation.dataset import FaceSet, read_lfw_pairs
+from app.lab.evaluation.metrics import FloatArray, OpenSetSearches, PairFold
+
+FAR_TARGETS = (1e-2, 1e-3, 1e-4)
+FPIR_TARGETS = (1e-1, 1e-2, 1e-3)
+IMPOSTOR_PAIR_LIMIT = 5_000_000
+SEED = 0
+
+IntArray = npt.NDArray[np.int64]
+EmbeddingMap = Mapping[Path, npt.NDArray[Any] | None]
+
+
+# --- embeddings and distances ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """Images with their embeddings as float64 rows; a failed image has a zero row."""
+
+    paths: list[Path]
+    vectors: FloatArray  # (n, dim)
+    failed: npt.NDArray[np.bool_]
+
+
+def embed_rows(paths: list[Path], embeddings: EmbeddingMap, dim: int) -> EmbeddedImages:
+    vectors = np.zeros((len(paths), dim), dtype=np.float64)
+    failed = np.zeros(len(paths), dtype=bool)
+    for row, path in enumerate(paths):
+        embedding = embeddings[path]
+        if embedding is None:
+            failed[row] = True
+        else:
+            vectors[row] = np.asarray(embedding, dtype=np.float64)
+    return EmbeddedImages(paths, vectors, failed)
+
+
+def embedding_dimension(face_set: FaceSet, embeddings: EmbeddingMap) -> int:
+    """Checks that every image has an entry and all embeddings are vectors of one size."""
+    missing = [path for path in face_set.images if path not in embeddings]
+    if missing:
+        raise ValueError(f"no embedding entry for {len(missing)} images, e.g. {missing[0]}")
+    shapes = {np.shape(e) for p in face_set.images if (e := embeddings[p]) is not None}
+    if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
+        raise ValueError(f"embeddings must be vectors of one length, got shapes {sorted(shapes)}")
+    return shapes.pop()[0] if shapes else 0
+
+
+def pairwise_squared_distances(a: FloatArray, b: FloatArray) -> FloatArray:
+    """||a_i - b_j||^2 for all rows, in float64 via ||a||^2 + ||b||^2 - 2 a.b.
+
+    Clipped at 0 because the expansion can round a true 0 slightly below it.
+    """
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a_sq = np.einsum("ij,ij->i", a64, a64)
+    b_sq = np.einsum("ij,ij->i", b64, b64)
+    distances = a_sq[:, None] + b_sq[None, :] - 2.0 * (a64 @ b64.T)
+    return np.maximum(distances, 0.0)
+
+
+# --- section 1 ------------------------------------------------------------------------
+
+
+def lfw_pair_folds(face_set: FaceSet, embeddings: EmbeddingMap, dim: int) -> list[PairFold]:
+    """Distances of every pair in the set's pairs file; NaN where an image failed."""
+    if face_set.pairs_file is None:
+        raise ValueError(f"set {face_set.name} has no pairs file")
+    pair_folds = []
+    for fold in read_lfw_pairs(face_set.pairs_file, face_set):
+        pairs = fold.matched + fold.mismatched
+        first = embed_rows([a for a, _ in pairs], embeddings, dim)
+        second = embed_rows([b for _, b in pairs], embeddings, dim)
+        diff = first.vectors - second.vectors
+        distances = np.einsum("ij,ij->i", diff, diff)
+        distances[first.failed | second.failed] = np.nan
+        same = np.arange(len(pairs)) < len(fold.matched)
+        pair_folds.append(PairFold(distances=distances, same=same))
+    return pair_folds
+
+
+# --- section 2 ------------------------------------------------------------------------
+
+
+def identity_groups(face_set: FaceSet, names: list[str]) -> tuple[list[Path], IntArray]:
+    """The images of `names` in order, and per image the index one past its identity's last."""
+    paths: list[Path] = []
+    group_end: list[int] = []
+    for name in names:
+        files = face_set.identities[name]
+        paths.extend(files)
+        group_end.extend([len(paths)] * len(files))
+    return paths, np.asarray(group_end, dtype=np.int64)
+
+
+def genuine_pair_indices(group_end: IntArray) -> tuple[IntArray, IntArray]:
+    """Every same-identity pair (i < j)."""
+    rows, cols = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    ends = np.unique(group_end)
+    starts = np.concatenate([[0], ends[:-1]])
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        i, j = np.triu_indices(end - start, k=1)
+        rows.append(i + start)
+        cols.append(j + start)
+    return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
+
+
+def impostor_pair_indices(
+    group_end: IntArray, limit: int = IMPOSTOR_PAIR_LIMIT, seed: int = SEED
+) -> tuple[IntArray, IntArray]:
+    """Every cross-identity pair (i < j), or a uniform sample of `limit` of them.
+
+    The impostor pairs are numbered 0..M-1 in row-major order (i, then j) over the images
+    in identity-name, then file-name order; image i's impostors are j = group_end[i]..n-1.
+    When M > limit the sample is `np.sort(default_rng(seed).choice(M, size=limit,
+    replace=False, shuffle=False))`, decoded to (i, j) without listing all M pairs.
+    """
+    n = group_end.size
+    per_row = n - group_end
+    row_end = np.cumsum(per_row)
+    total = int(row_end[-1]) if n else 0
+    if total > limit:
+        rng = np.random.default_rng(seed)
+        numbers = np.sort(rng.choice(total, size=limit, replace=False, shuffle=False))
+    else:
+        numbers = np.arange(total, dtype=np.int64)
+    rows = np.searchsorted(row_end, numbers, side="right")
+    cols = group_end[rows] + (numbers - (row_end[rows] - per_row[rows]))
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def verification_distances(
+    face_set: FaceSet, embeddings: EmbeddingMap, dim: int
+) -> tuple[FloatArray, FloatArray]:
+    """(genuine, impostor) distances over identities with >= 2 images; +inf where one failed."""
+    paths, group_end = identity_groups(face_set, face_set.identities_with_at_least(2))
+    images = embed_rows(paths, embeddings, dim)
+    distances = pairwise_squared_distances(images.vectors, images.vectors)
+    distances[images.failed, :] = np.inf
+    distances[:, images.failed] = np.inf
+    genuine = distances[genuine_pair_indices(group_end)]
+    impostor = distances[impostor_pair_indices(group_end)]
+    return genuine, impostor
+
+
+# --- section 3 ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnrolmentSplit:
+    enrolled: list[str]  # in shuffled order
+    not_enrolled: list[str]
+
+
+def enrolment_split(face_set: FaceSet, seed: int = SEED) -> EnrolmentSplit:
+    """Identities with >= 2 images, sorted, shuffled by default_rng(seed).permutation.
+
+    The first floor(n/2) are enrolled (with odd n the extra identity is not enrolled).
+    Permuting indices gives the same order as permuting the list of names itself.
+    """
+    names = face_set.identities_with_at_least(2)
+    order = np.random.default_rng(seed).permutation(len(names))
+    shuffled = [names[i] for i in order]
+    half = len(names) // 2
+    return EnrolmentSplit(enrolled=shuffled[:half], not_enrolled=shuffled[half:])
+
+
+@dataclass(frozen=True)
+class OpenSetDesign:
+    """Who is in the gallery (one image each) and which images search it."""
+
+    gallery: list[tuple[str, Path]]  # sorted by identity name
+    mated: list[tuple[str, Path]]  # (true identity, probe)
+    non_mated: list[Path]
+
+
+def open_set_design(face_set: FaceSet, embeddings: EmbeddingMap) -> OpenSetDesign:
+    """Enrol each enrolled identity's first file; a failed one leaves the identity unenrolled.
+
+    The probes of an unenrolled identity (its other images) become non-mated searches.
+    """
+    split = enrolment_split(face_set)
+    gallery: list[tuple[str, Path]] = []
+    mated: list[tuple[str, Path]] = []
+    non_mated: list[Path] = []
+    for name in sorted(split.enrolled):
+        enrol_image, *probes = face_set.identities[name]
+        if embeddings[enrol_image] is None:
+            non_mated.extend(probes)
+        else:
+            gallery.append((name, enrol_image))
+            mated.extend((name, probe) for probe in probes)
+    for name in split.not_enrolled:
+        non_mated.extend(face_set.identities[name])
+    return OpenSetDesign(gallery=gallery, mated=mated, non_mated=non_mated)
+
+
+def nearest_gallery_entries(
+    probes: EmbeddedImages, gallery: EmbeddedImages
+) -> tuple[FloatArray, IntArray]:
+    """(distance, gallery index) of each probe's nearest entry; a failed probe gets +inf."""
+    distances = pairwise_squared_distances(probes.vectors, gallery.vectors)
+    nearest = np.argmin(distances, axis=1)  # ties: the first entry in gallery order
+    nearest_distance = distances[np.arange(len(probes.paths)), nearest]
+    nearest_distance[probes.failed] = np.inf
+    return nearest_distance, nearest.astype(np.int64)
+
+
+def open_set_searches(
+    face_set: FaceSet, embeddings: EmbeddingMap, dim: int
+) -> OpenSetSearches | None:
+    """The searches of section 3, or None when the gallery is empty."""
+    design = open_set_design(face_set, embeddings)
+    if not design.gallery:
+        return None
+    gallery = embed_rows([path for _, path in design.gallery], embeddings, dim)
+    mated = embed_rows([path for _, path in design.mated], embeddings, dim)
+    non_mated = embed_rows(design.non_mated, embeddings, dim)
+    mated_distances, mated_nearest = nearest_gallery_entries(mated, gallery)
+    gallery_names = np.array([name for name, _ in design.gallery], dtype=object)
+    true_names = np.array([name for name, _ in design.mated], dtype=object)
+    mated_correct = (gallery_names[mated_nearest] == true_names) & ~mated.failed
+    non_mated_distances, _ = nearest_gallery_entries(non_mated, gallery)
+    return OpenSetSearches(
+        mated_distances=mated_distances,
+        mated_correct=np.asarray(mated_correct, dtype=bool),
+        non_mated_distances=non_mated_distances,
+    )
+
+
+# --- the report -----------------------------------------------------------------------
+
+
+def evaluate(
+    face_set: FaceSet,
+    embeddings: Mapping[Path, np.ndarray | None],
+    *,
+    model: str,
+    default_tau: float,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """Every figure of PROTOCOL.md for one set, as a JSON-serialisable dict.
+
+    `embeddings` needs an entry for every image of the set (None = no face found). Keys
+    are those PROTOCOL.md lists, plus `failed_files` and a few counts; with `threshold`,
+    also the section 4 rates measured at that fixed tau.
+    """
+    dim = embedding_dimension(face_set, embeddings)
+    failed_files = [face_set.relative(p) for p in face_set.images if embeddings[p] is None]
+    report: dict[str, Any] = {}
+    report.update(_lfw_figures(face_set, embeddings, dim))
+    genuine, impostor = verification_distances(face_set, embeddings, dim)
+    has_pairs = genuine.size > 0 and impostor.size > 0
+    report.update(_verification_figures(genuine, impostor) if has_pairs else _no_verification())
+    searches = open_set_searches(face_set, embeddings, dim)
+    report.update(_identification_figures(searches, default_tau))
+    report.update(
+        images=len(face_set.images),
+        failed_images=len(failed_files),
+        model=model,
+        set=face_set.name,
+        failed_files=failed_files,
+        genuine_pairs=int(genuine.size),
+        impostor_pairs=int(impostor.size),
+        mated_searches=0 if searches is None else int(searches.mated_correct.size),
+        non_mated_searches=0 if searches is None else int(searches.non_mated_distances.size),
+    )
+    if threshold is not None:
+        report.update(_threshold_figures(genuine, impostor, searches, float(threshold)))
+    return report
+
+
+def rate_key(rate: float) -> str:
+    """Map keys are the rates as Python's str(float) writes them: "0.01", "0.0001"."""
+    return str(float(rate))
+
+
+def _lfw_figures(face_set: FaceSet, embeddings: EmbeddingMap, dim: int) -> dict[str, Any]:
+    if face_set.pairs_file is None:
+        return {"lfw_accuracy_mean": None, "lfw_accuracy_std": None, "lfw_folds": None}
+    folds = lfw_pair_folds(face_set, embeddings, dim)
+    mean, std = metrics.lfw_accuracy(folds)
+    per_fold = [
+        {"tau": result.tau, "accuracy": result.accuracy}
+        for result in metrics.lfw_fold_results(folds)
+    ]
+    return {"lfw_accuracy_mean": mean, "lfw_accuracy_std": std, "lfw_folds": per_fold}
+
+
+def _verification_figures(genuine: FloatArray, impostor: FloatArray) -> dict[str, Any]:
+    tar_at_far = {}
+    for far in FAR_TARGETS:
+        tar, tau = metrics.tar_at_far(genuine, impostor, far)
+        tar_at_far[rate_key(far)] = {"tar": tar, "tau": tau}
+    return {
+        "roc_auc": metrics.roc_auc(genuine, impostor),
+        "eer": metrics.equal_error_rate(genuine, impostor),
+        "tar_at_far": tar_at_far,
+    }
+
+
+def _no_verification() -> dict[str, Any]:
+    return {"roc_auc": None, "eer": None, "tar_at_far": None}
+
+
+def _identification_figures(searches: OpenSetSearches | None, default_tau: float) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "rank1": None,
+        "fnir_at_fpir": None,
+        "default_tau": float(default_tau),
+    }
+    figures.update(fnir_at_default_tau=None, fpir_at_default_tau=None)
+    if searches is None:
+        return figures
+    fnir_at_fpir = {}
+    for fpir in FPIR_TARGETS:
+        fnir, tau = metrics.fnir_at_fpir(searches, fpir)
+        fnir_at_fpir[rate_key(fpir)] = {"fnir": fnir, "tau": tau}
+    figures.update(
+        rank1=metrics.rank1_accuracy(searches),
+        fnir_at_fpir=fnir_at_fpir,
+        fnir_at_default_tau=metrics.fnir_at_threshold(searches, default_tau),
+        fpir_at_default_tau=metrics.fpir_at_threshold(searches.non_mated_distances, default_tau),
+    )
+    return figures
+
+
+def _threshold_figures(
+    genuine: FloatArray, impostor: FloatArray, searches: OpenSetSearches | None, tau: float
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {"threshold": tau}
+    figures.update(far_at_threshold=None, tar_at_threshold=None)
+    figures.update(fpir_at_threshold=None, fnir_at_threshold=None)
+    if genuine.size and impostor.size:
+        figures["far_at_threshold"] = metrics.far_at_threshold(impostor, tau)
+        figures["tar_at_threshold"] = metrics.tar_at_threshold(genuine, tau)
+    if searches is not None:
+        figures["fpir_at_threshold"] = metrics.fpir_at_threshold(searches.non_mated_distances, tau)
+        figures["fnir_at_threshold"] = metrics.fnir_at_threshold(searches, tau)
+    return figures
