@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.core.store import db
-from app.core.store.db import Base
+from app.core.store.base import Base
 from app.core.store.rows.calibrations import StoredCalibration
 from app.core.store.rows.identities import Face, Identity
 from app.core.store.rows.jobs import StyleJob

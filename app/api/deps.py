@@ -12,12 +12,13 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.access import Principal, Scope
 from app.core.config import Settings
 from app.core.decision.cohort import Cohort
 from app.core.errors import Conflict, Forbidden, Unauthorized
 from app.core.model.verifier import Verifier
 from app.core.serving.inference import FaceInference
-from app.core.store.repos.keys import Principal, Scope, authenticate
+from app.core.store.repos.keys import authenticate
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
 from app.domains.jobs.runner import StyleRunner

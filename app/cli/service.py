@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.core.access import Scope
 from app.core.command_line import model_options, pipeline_from_args, with_session
 from app.core.config import Settings
 from app.core.store import db
 from app.core.store.repos import keys as keys
-from app.core.store.repos.keys import Scope
 
 T = TypeVar("T")
 

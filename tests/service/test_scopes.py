@@ -57,7 +57,7 @@ CALLERS: dict[str, list[str] | None] = {
     "metrics": ["metrics"],
     "admin": ["admin"],
 }
-GRANTS = {  # what each scope brings with it (app/core/store/repos/keys.py IMPLIED)
+GRANTS = {  # what each scope brings with it (app/core/access.py IMPLIED)
     "admin": set(RULES.values()) | {ANY},
     "enroll": {"enroll", "read", ANY},
     "read": {"read", ANY},

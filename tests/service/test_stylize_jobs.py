@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from sqlalchemy import update
 
-from app.core.store.rows.identities import utcnow
+from app.core.store.base import utcnow
 from app.core.store.rows.jobs import StyleJob
 from tests.service.conftest import Api, MakeApi, form
 from tests.service.factories import photo, upload

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.core.store.rows.identities import Face
+from app.core.store.repos import identities as repo
 from app.core.store.vector_index import GalleryIndex, Vectors
 
 _PENDING = "facesvc.index_ops"
@@ -54,13 +53,6 @@ def stage_remove(session: AsyncSession, index: GalleryIndex, ids: Sequence[int])
     _pending(session.sync_session).append(lambda: index.remove(ids))
 
 
-def embedding_from_bytes(data: bytes, dim: int) -> Vectors:
-    vector = np.frombuffer(data, dtype="<f4")
-    if vector.shape != (dim,):
-        raise ValueError(f"stored embedding has {vector.size} values, expected {dim}")
-    return vector.astype(np.float32)
-
-
 async def catch_up(
     session: AsyncSession, index: GalleryIndex, model: tuple[str, str], attempts: int = 3
 ) -> bool:
@@ -74,31 +66,13 @@ async def catch_up(
     SQLite reads outside a write transaction), so a read that began after the
     generation was taken includes every change the index holds.
     """
-    same_model = (Face.model_name == model[0], Face.model_version == model[1])
     for _ in range(attempts):
         seen = index.generation
-        count, id_sum = (
-            await session.execute(
-                select(func.count(Face.id), func.coalesce(func.sum(Face.id), 0)).where(*same_model)
-            )
-        ).one()
-        if int(count) == len(index) and int(id_sum) == index.id_sum:
+        count, id_sum = await repo.face_id_fingerprint(session, model)
+        if count == len(index) and id_sum == index.id_sum:
             return False
-        db_ids = set((await session.scalars(select(Face.id).where(*same_model))).all())
-        vectors = await _vectors(session, sorted(db_ids - index.ids()), index.dim)
+        db_ids = await repo.face_ids_of_model(session, model)
+        vectors = await repo.embeddings(session, sorted(db_ids - index.ids()), index.dim)
         if index.reconcile(db_ids, vectors, seen):
             return True
     return False
-
-
-async def _vectors(session: AsyncSession, face_ids: list[int], dim: int) -> dict[int, Vectors]:
-    found: dict[int, Vectors] = {}
-    for start in range(0, len(face_ids), 5000):
-        chunk = face_ids[start : start + 5000]
-        rows = await session.execute(
-            select(Face.id, Face.embedding, Face.dim).where(Face.id.in_(chunk))
-        )
-        found.update(
-            (row.id, embedding_from_bytes(row.embedding, dim)) for row in rows if row.dim == dim
-        )
-    return found

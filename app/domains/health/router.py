@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from app.api import errors
 from app.api.deps import ContextDep, require
-from app.core.store.repos.keys import Scope
+from app.core.access import Scope
 
 router = APIRouter(tags=["health"])
 

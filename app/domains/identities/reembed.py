@@ -15,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import undefer
 
 from app.core.errors import FacesvcError
 from app.core.model.pipeline import FacePipeline
-from app.core.store.rows.identities import Face
+from app.core.store.repos import identities as repo
 
 BATCH = 64
 
@@ -40,24 +38,9 @@ class ReembedResult:
     failed: dict[int, str] = field(default_factory=dict)  # face id -> why
 
 
-def _other_model(model: tuple[str, str]) -> ColumnElement[bool]:
-    return or_(Face.model_name != model[0], Face.model_version != model[1])
-
-
 async def stale_faces(session: AsyncSession, model: tuple[str, str]) -> list[StaleFace]:
     """Every face not embedded with `model`, and whether its crop was kept."""
-    query = (
-        select(
-            Face.id,
-            Face.identity_id,
-            Face.model_name,
-            Face.model_version,
-            Face.thumbnail.is_not(None),
-        )
-        .where(_other_model(model))
-        .order_by(Face.id)
-    )
-    rows = (await session.execute(query)).all()
+    rows = await repo.faces_of_other_models(session, model)
     return [StaleFace(row[0], row[1], (row[2], row[3]), bool(row[4])) for row in rows]
 
 
@@ -80,23 +63,14 @@ async def reembed(
     for start in range(0, len(face_ids), batch):
         chunk = face_ids[start : start + batch]
         async with sessions() as session, session.begin():
-            query = (
-                select(Face)
-                .where(Face.id.in_(chunk), Face.thumbnail.is_not(None), _other_model(model))
-                .options(undefer(Face.thumbnail))
-                .order_by(Face.id)
-            )
-            for face in (await session.scalars(query)).all():
+            for face in await repo.crops_to_reembed(session, chunk, model):
                 assert face.thumbnail is not None
                 try:
                     embedding = embed_crop(pipeline, face.thumbnail)
                 except FacesvcError as exc:
                     result.failed[face.id] = exc.detail
                     continue
-                vector = np.ascontiguousarray(embedding, dtype="<f4").reshape(-1)
-                face.embedding = vector.tobytes()
-                face.dim = int(vector.size)
-                face.model_name, face.model_version = model
+                repo.replace_embedding(face, model, embedding)
                 result.done.append(face.id)
         if progress is not None:
             progress(min(start + batch, len(face_ids)))

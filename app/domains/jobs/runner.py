@@ -31,8 +31,8 @@ from app.core.config import Settings
 from app.core.errors import FacesvcError
 from app.core.model.decode import DecodeLimits, decode_image
 from app.core.model.types import RGBImage
+from app.core.store.base import utcnow
 from app.core.store.repos import jobs as repo
-from app.core.store.rows.identities import utcnow
 from app.core.store.rows.jobs import JobStatus, StyleJob
 from app.core.style.networks import NetworkCache
 from app.core.style.optimise import Costs, Outcome, stylize

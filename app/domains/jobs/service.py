@@ -7,11 +7,11 @@ import uuid
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.access import Principal, Scope
 from app.core.config import Settings
 from app.core.errors import Conflict, FacesvcError, NotFound
 from app.core.model.decode import DecodeLimits, decode_image
 from app.core.store.repos import jobs as repo
-from app.core.store.repos.keys import Principal, Scope
 from app.core.store.rows.jobs import JobStatus, StyleJob
 from app.core.style.options import plan
 from app.core.style.results import ResultStore

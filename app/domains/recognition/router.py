@@ -16,7 +16,7 @@ from app.api.deps import (
     VerifyKey,
 )
 from app.api.forms import openapi_body, parse_form
-from app.core.store.repos.keys import Scope
+from app.core.access import Scope
 from app.domains.recognition import service
 from app.domains.recognition.schemas import (
     CompareForm,

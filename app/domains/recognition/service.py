@@ -28,7 +28,8 @@ from app.core.model.backbones.base import Calibration
 from app.core.model.types import Embedding
 from app.core.model.verifier import Verifier
 from app.core.serving.inference import FaceInference, FaceMode
-from app.core.store.index_sync import catch_up, embedding_from_bytes
+from app.core.store.codec import embedding_from_bytes
+from app.core.store.index_sync import catch_up
 from app.core.store.repos import identities as repo
 from app.core.store.rows.identities import Identity
 from app.core.store.vector_index import GalleryIndex

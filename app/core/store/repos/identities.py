@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import ColumnElement, Row, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, selectinload, undefer
 
+from app.core.store.codec import embedding_from_bytes, embedding_to_bytes
 from app.core.store.rows.identities import Face, Identity
+from app.core.store.vector_index import Vectors
 
 
 async def add_identity(
@@ -58,13 +60,13 @@ async def add_face(
     detection_score: float | None,
     thumbnail: bytes | None,
 ) -> Face:
-    vector = np.ascontiguousarray(embedding, dtype="<f4").reshape(-1)
+    encoded = embedding_to_bytes(embedding)
     face = Face(
         identity_id=identity.id,
         model_name=model[0],
         model_version=model[1],
-        dim=int(vector.size),
-        embedding=vector.tobytes(),
+        dim=encoded.dim,
+        embedding=encoded.data,
         box=[float(v) for v in box] if box is not None else None,
         detection_score=detection_score,
         thumbnail=thumbnail,
@@ -109,6 +111,84 @@ async def faces_with_identities(session: AsyncSession, face_ids: Sequence[int]) 
     return {face.id: face for face in (await session.scalars(query)).all()}
 
 
+def _same_model(model: tuple[str, str]) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return Face.model_name == model[0], Face.model_version == model[1]
+
+
+def _other_model(model: tuple[str, str]) -> ColumnElement[bool]:
+    return or_(Face.model_name != model[0], Face.model_version != model[1])
+
+
 async def other_model_faces_exist(session: AsyncSession, model: tuple[str, str]) -> bool:
-    other = or_(Face.model_name != model[0], Face.model_version != model[1])
-    return bool(await session.scalar(select(exists().where(other))))
+    return bool(await session.scalar(select(exists().where(_other_model(model)))))
+
+
+async def face_id_fingerprint(session: AsyncSession, model: tuple[str, str]) -> tuple[int, int]:
+    """Count and sum of the ids of `model`'s faces, in one aggregate query (what the
+    index compares itself with)."""
+    count, id_sum = (
+        await session.execute(
+            select(func.count(Face.id), func.coalesce(func.sum(Face.id), 0)).where(
+                *_same_model(model)
+            )
+        )
+    ).one()
+    return int(count), int(id_sum)
+
+
+async def face_ids_of_model(session: AsyncSession, model: tuple[str, str]) -> set[int]:
+    return set((await session.scalars(select(Face.id).where(*_same_model(model)))).all())
+
+
+async def embeddings(session: AsyncSession, face_ids: list[int], dim: int) -> dict[int, Vectors]:
+    """The stored vectors of these faces, leaving out any of another dimension."""
+    found: dict[int, Vectors] = {}
+    for start in range(0, len(face_ids), 5000):  # bounded IN lists
+        chunk = face_ids[start : start + 5000]
+        rows = await session.execute(
+            select(Face.id, Face.embedding, Face.dim).where(Face.id.in_(chunk))
+        )
+        found.update(
+            (row.id, embedding_from_bytes(row.embedding, dim)) for row in rows if row.dim == dim
+        )
+    return found
+
+
+async def faces_of_other_models(
+    session: AsyncSession, model: tuple[str, str]
+) -> Sequence[Row[int, uuid.UUID, str, str, bool]]:
+    """Every face not embedded with `model`, in id order: id, identity id, model name,
+    model version and whether its crop (thumbnail) was kept."""
+    query = (
+        select(
+            Face.id,
+            Face.identity_id,
+            Face.model_name,
+            Face.model_version,
+            Face.thumbnail.is_not(None),
+        )
+        .where(_other_model(model))
+        .order_by(Face.id)
+    )
+    return (await session.execute(query)).all()
+
+
+async def crops_to_reembed(
+    session: AsyncSession, face_ids: list[int], model: tuple[str, str]
+) -> Sequence[Face]:
+    """These faces, their crops loaded, where a crop was kept and `model` did not embed them."""
+    query = (
+        select(Face)
+        .where(Face.id.in_(face_ids), Face.thumbnail.is_not(None), _other_model(model))
+        .options(undefer(Face.thumbnail))
+        .order_by(Face.id)
+    )
+    return (await session.scalars(query)).all()
+
+
+def replace_embedding(face: Face, model: tuple[str, str], embedding: np.ndarray) -> None:
+    """Store `model`'s embedding on the face (written at the next flush)."""
+    encoded = embedding_to_bytes(embedding)
+    face.embedding = encoded.data
+    face.dim = encoded.dim
+    face.model_name, face.model_version = model

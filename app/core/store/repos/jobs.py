@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.store.rows.identities import utcnow
+from app.core.store.base import utcnow
 from app.core.store.rows.jobs import ACTIVE, JobStatus, StyleJob
 
 

@@ -2,7 +2,8 @@
 
 A key looks like `fsk_<prefix>_<secret>`: the prefix is its public id (shown by
 `facesvc keys list`, used for lookup), the secret 256 random bits. Only the SHA-256 of
-the whole key is stored; with that much entropy a slow hash adds nothing.
+the whole key is stored; with that much entropy a slow hash adds nothing. What a key's
+scopes allow is `app.core.access`.
 """
 
 from __future__ import annotations
@@ -10,43 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.access import Principal, Scope
 from app.core.errors import NotFound, ValidationFailed
 from app.core.store.rows.keys import ApiKey
-
-
-class Scope(StrEnum):
-    """What a key may do; the route table is in docs/service.md ("Scopes")."""
-
-    admin = "admin"  # everything
-    enroll = "enroll"  # manage the gallery: identities and faces (includes read)
-    read = "read"  # read the gallery: identities, faces, rejected 1:N candidates
-    verify = "verify"  # verify, compare, recognize, detect, models, style jobs
-    metrics = "metrics"  # /metrics when FACESVC_METRICS=key (a scraper's key)
-
-
-# Scopes a scope brings with it. enroll brings read: its writes echo the records they
-# touch (PATCH with an empty body returns one), so it reads the gallery anyway.
-IMPLIED: dict[str, frozenset[str]] = {
-    Scope.admin: frozenset(Scope),
-    Scope.enroll: frozenset({Scope.enroll, Scope.read}),
-}
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    scopes: frozenset[str]
-    prefix: str | None = None  # the key's public id; None in open mode
-
-    def allows(self, scope: Scope) -> bool:
-        return any(scope in IMPLIED.get(s, frozenset({s})) for s in self.scopes)
 
 
 def hash_key(key: str) -> str:

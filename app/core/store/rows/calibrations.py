@@ -6,14 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.store.db import Base
-from app.core.store.rows.identities import utcnow
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+from app.core.store.base import Base, JSONType, utcnow
 
 
 class StoredCalibration(Base):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     DateTime,
     Float,
@@ -20,27 +17,13 @@ from sqlalchemy import (
     String,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.store.db import Base
+from app.core.store.base import Base, JSONType, utcnow, uuid7
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY; AUTOINCREMENT never reuses a deleted id,
 # which matters because face ids are the FAISS ids.
 FaceId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (version 7), so that id order is creation order for pagination."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant
-    return uuid.UUID(int=value)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Identity(Base):
@@ -80,7 +63,7 @@ class Face(Base):
     model_name: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[str] = mapped_column(String(100))
     dim: Mapped[int] = mapped_column(Integer)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, dim values
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # app.core.store.codec
     box: Mapped[list[float] | None] = mapped_column(JSONType)  # x1, y1, x2, y2
     detection_score: Mapped[float | None] = mapped_column(Float)
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import Boolean, DateTime, Float, Index, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.store.db import Base
-from app.core.store.rows.identities import JSONType, utcnow, uuid7
+from app.core.store.base import Base, JSONType, utcnow, uuid7
 
 
 class JobStatus(StrEnum):

@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.store.db import Base
-from app.core.store.rows.identities import utcnow
+from app.core.store.base import Base, utcnow
 
 
 class ApiKey(Base):

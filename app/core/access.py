@@ -1,0 +1,38 @@
+"""Who may do what: the scopes an API key grants and the caller they describe.
+
+Storage of keys (hashing, lookup, revocation) is `app.core.store.repos.keys`; the
+route table of scopes is in docs/service.md ("Scopes").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    """What a key may do; the route table is in docs/service.md ("Scopes")."""
+
+    admin = "admin"  # everything
+    enroll = "enroll"  # manage the gallery: identities and faces (includes read)
+    read = "read"  # read the gallery: identities, faces, rejected 1:N candidates
+    verify = "verify"  # verify, compare, recognize, detect, models, style jobs
+    metrics = "metrics"  # /metrics when FACESVC_METRICS=key (a scraper's key)
+
+
+# Scopes a scope brings with it. enroll brings read: its writes echo the records they
+# touch (PATCH with an empty body returns one), so it reads the gallery anyway.
+IMPLIED: dict[str, frozenset[str]] = {
+    Scope.admin: frozenset(Scope),
+    Scope.enroll: frozenset({Scope.enroll, Scope.read}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+    prefix: str | None = None  # the key's public id; None in open mode
+
+    def allows(self, scope: Scope) -> bool:
+        return any(scope in IMPLIED.get(s, frozenset({s})) for s in self.scopes)
