@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.decision.open_set import GalleryModel
 from app.core.model.backbones.base import Calibration
 from app.core.store.repos import calibrations as repository
 from app.core.store.rows.calibrations import StoredCalibration
-from app.core.decision.open_set import GalleryModel
 
 
 @dataclass(frozen=True)
