@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api import access_log, errors
 from app.api.admission import AdmissionMiddleware
-from app.api.deps import Context
+from app.api.deps import KeyCheck
 from app.api.guard import ServerErrorGuard
 from app.api.limits import BodyLimitMiddleware
 from app.api.metrics import MetricsMiddleware
@@ -32,9 +32,12 @@ from app.core.telemetry import Metrics
 from app.domains.health.docs import docs_router
 from app.domains.health.router import metrics_router
 from app.domains.health.router import router as health_router
+from app.domains.health.service import HealthService
 from app.domains.identities.router import router as identities_router
+from app.domains.identities.service import IdentityService
 from app.domains.jobs.router import router as stylize_router
 from app.domains.jobs.runner import StyleRunner
+from app.domains.jobs.service import JobService
 from app.domains.recognition.router import router as recognition_router
 
 log = logging.getLogger("facesvc")
@@ -136,8 +139,25 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
             verifier = load_verifier(settings.verifier, inference.model)
         cohort = load_cohort(settings, inference.backbone.embedding_size)
-        app.state.context = Context(
-            settings, engine, sessions, inference, gallery, metrics, stylize, verifier, cohort
+        # What the routes reach through `app.api.deps.from_state`: one service per domain,
+        # and the shared objects for the routes that use them directly.
+        state = app.state
+        state.settings, state.sessions, state.metrics = settings, sessions, metrics
+        state.inference, state.gallery = inference, gallery
+        state.verifier, state.cohort = verifier, cohort
+        state.key_check = KeyCheck(sessions, open_mode=settings.auth_mode == "open")
+        state.identities = IdentityService(
+            engine=engine,
+            sessions=sessions,
+            inference=inference,
+            gallery=gallery,
+            metrics=metrics,
+            keep_thumbnails=settings.keep_thumbnails,
+            max_image_bytes=settings.max_image_bytes,
+        )
+        state.jobs = JobService(sessions=sessions, runner=stylize, settings=settings)
+        state.health = HealthService(
+            engine=engine, inference=inference, gallery=gallery, metrics=metrics
         )
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()

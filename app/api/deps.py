@@ -1,107 +1,92 @@
 """FastAPI dependencies. Everything long-lived is built in the lifespan (`app.main`) and
-reached from routes through these `Annotated` types."""
+stored on `app.state`; a route reaches it through an `Annotated` type made with
+`from_state`. This module knows no domain type: each domain router declares its own
+service dependency, e.g.
+
+    IdentitiesDep = Annotated[IdentityService, Depends(from_state("identities"))]
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.access import Principal, Scope
 from app.core.config import Settings
 from app.core.decision.cohort import Cohort
-from app.core.errors import Conflict, Forbidden, Unauthorized
+from app.core.errors import Forbidden, Unauthorized
 from app.core.model.verifier import Verifier
 from app.core.serving.inference import FaceInference
 from app.core.store.repos.keys import authenticate
+from app.core.store.unit_of_work import unit_of_work
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
-from app.domains.jobs.runner import StyleRunner
 
 
-@dataclass
-class Context:
-    settings: Settings
-    db: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    inference: FaceInference
-    gallery: GalleryIndex
-    metrics: Metrics
-    stylize: StyleRunner
-    verifier: Verifier | None = None  # FACESVC_VERIFIER
-    cohort: Cohort | None = None  # FACESVC_IDENTIFY_SCORE=cohort
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency returning `request.app.state.<name>`, set by the lifespan."""
+
+    def read(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    read.__name__ = read.__qualname__ = f"state_{name}"
+    return read
 
 
-def get_context(request: Request) -> Context:
-    context: Context = request.app.state.context
-    return context
+# The shared objects themselves, for routes that do not have a service of their own yet.
+SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
+InferenceDep = Annotated[FaceInference, Depends(from_state("inference"))]
+GalleryDep = Annotated[GalleryIndex, Depends(from_state("gallery"))]
+MetricsDep = Annotated[Metrics, Depends(from_state("metrics"))]
+VerifierDep = Annotated[Verifier | None, Depends(from_state("verifier"))]  # FACESVC_VERIFIER
+CohortDep = Annotated[Cohort | None, Depends(from_state("cohort"))]  # IDENTIFY_SCORE=cohort
+Sessions = async_sessionmaker[AsyncSession]
+SessionsDep = Annotated[Sessions, Depends(from_state("sessions"))]
 
 
-ContextDep = Annotated[Context, Depends(get_context)]
-
-
-def get_settings(context: ContextDep) -> Settings:
-    return context.settings
-
-
-def get_inference(context: ContextDep) -> FaceInference:
-    return context.inference
-
-
-def get_gallery(context: ContextDep) -> GalleryIndex:
-    return context.gallery
-
-
-def get_metrics(context: ContextDep) -> Metrics:
-    return context.metrics
-
-
-def get_stylize(context: ContextDep) -> StyleRunner:
-    return context.stylize
-
-
-def get_verifier(context: ContextDep) -> Verifier | None:
-    return context.verifier
-
-
-def get_cohort(context: ContextDep) -> Cohort | None:
-    return context.cohort
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-InferenceDep = Annotated[FaceInference, Depends(get_inference)]
-GalleryDep = Annotated[GalleryIndex, Depends(get_gallery)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-StylizeDep = Annotated[StyleRunner, Depends(get_stylize)]
-VerifierDep = Annotated[Verifier | None, Depends(get_verifier)]
-CohortDep = Annotated[Cohort | None, Depends(get_cohort)]
-
-
-async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns (before the response
-    is sent), rolled back on any error. Repositories only flush. It takes a pooled
-    connection at its first query only, so services run inference before querying (or
-    `app.core.store.db.release` a read-only session first) and no connection waits on the model."""
-    async with context.sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except IntegrityError as exc:
-            await session.rollback()
-            raise Conflict(
-                "the change conflicts with stored data (duplicate external_id?)"
-            ) from exc
-        except BaseException:
-            await session.rollback()
-            raise
+async def get_session(sessions: SessionsDep) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work (`app.core.store.unit_of_work`): committed when the
+    route returns, before the response is sent; rolled back on any error."""
+    async with unit_of_work(sessions) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# ---------------------------------------------------------------- API keys
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What `require` needs, built in the lifespan (`app.state.key_check`)."""
+
+    sessions: Sessions
+    open_mode: bool  # FACESVC_AUTH_MODE=open: no key is asked for
+
+    async def principal(self, key: str | None, scope: Scope | None) -> Principal:
+        if self.open_mode:
+            return Principal(name="open-mode", scopes=frozenset({Scope.admin.value}))
+        if not key:
+            raise Unauthorized("missing X-API-Key header")
+        # A session of its own, closed at once: on the request's session the key lookup
+        # held a pooled connection through the whole inference, so a few slow requests
+        # starved every other one of connections.
+        async with self.sessions() as session:
+            principal = await authenticate(session, key)
+        if principal is None:
+            raise Unauthorized("unknown or revoked API key")
+        if scope is not None and not principal.allows(scope):
+            raise Forbidden(f"this API key lacks the {scope.value!r} scope")
+        return principal
+
+
+KeyCheckDep = Annotated[KeyCheck, Depends(from_state("key_check"))]
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
@@ -111,23 +96,10 @@ def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
     `Scope` / `IMPLIED`); None: any valid key."""
 
     async def check(
-        context: ContextDep,
+        keys: KeyCheckDep,
         key: Annotated[str | None, Security(api_key_header)],
     ) -> Principal:
-        if context.settings.auth_mode == "open":
-            return Principal(name="open-mode", scopes=frozenset({Scope.admin.value}))
-        if not key:
-            raise Unauthorized("missing X-API-Key header")
-        # A session of its own, closed at once: on the request's session the key lookup
-        # held a pooled connection through the whole inference, so a few slow requests
-        # starved every other one of connections.
-        async with context.sessions() as session:
-            principal = await authenticate(session, key)
-        if principal is None:
-            raise Unauthorized("unknown or revoked API key")
-        if scope is not None and not principal.allows(scope):
-            raise Forbidden(f"this API key lacks the {scope.value!r} scope")
-        return principal
+        return await keys.principal(key, scope)
 
     return check
 

@@ -150,7 +150,7 @@ class Api:
 
     @property
     def gallery(self) -> Any:
-        return self.app.state.context.gallery
+        return self.app.state.gallery
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         assert self.client.portal is not None
@@ -162,7 +162,7 @@ class Api:
         from app.core.store.rows.identities import Face
 
         async def query() -> set[int]:
-            async with self.app.state.context.sessions() as session:
+            async with self.app.state.sessions() as session:
                 return set((await session.scalars(select(Face.id))).all())
 
         result: set[int] = self.run(query)
@@ -179,7 +179,7 @@ def create_keys(api_client: TestClient, app: FastAPI) -> dict[str, str]:
 
     async def make() -> dict[str, str]:
         out = {}
-        async with app.state.context.sessions() as session, session.begin():
+        async with app.state.sessions() as session, session.begin():
             for scope in ("admin", "enroll", "verify"):
                 _, out[scope] = await create_key(session, f"test-{scope}", [scope])
         return out

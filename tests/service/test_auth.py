@@ -63,7 +63,7 @@ def test_revoked_key_is_rejected(api: Api) -> None:
     prefix = api.keys["verify"].split("_")[1]
 
     async def revoke() -> None:
-        async with api.app.state.context.sessions() as session, session.begin():
+        async with api.app.state.sessions() as session, session.begin():
             await revoke_key(session, prefix)
 
     api.run(revoke)

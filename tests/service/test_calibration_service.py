@@ -47,7 +47,7 @@ def report(small_set: Path, pipeline: FacePipeline) -> dict[str, Any]:
 
 
 def _store(api: Api, report: dict[str, Any], **overrides: Any) -> int:
-    model_name, model_version = api.app.state.context.inference.model
+    model_name, model_version = api.app.state.inference.model
     fields: dict[str, Any] = {
         "model_name": model_name,
         "model_version": model_version,
@@ -63,7 +63,7 @@ def _store(api: Api, report: dict[str, Any], **overrides: Any) -> int:
     }
 
     async def add() -> int:
-        async with api.app.state.context.sessions() as session, session.begin():
+        async with api.app.state.sessions() as session, session.begin():
             return (await repository.add(session, StoredCalibration(**fields))).id
 
     identifier: int = api.run(add)

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from sqlalchemy import event, select
+from starlette.datastructures import State
 
-from app.api.deps import Context
 from app.core.config import Settings
 from app.core.model.pipeline import FacePipeline
 from app.core.store.index_sync import IndexedSession
@@ -19,7 +19,7 @@ from app.main import create_app
 from tests.service.conftest import Api, MakeApi
 from tests.service.factories import people, photo, upload
 
-Client = tuple[httpx.AsyncClient, Context]
+Client = tuple[httpx.AsyncClient, State]
 
 
 @pytest.fixture
@@ -31,24 +31,24 @@ def anyio_backend() -> str:
 async def client(settings: Settings, pipeline: FacePipeline) -> AsyncIterator[Client]:
     app = create_app(settings, pipeline=pipeline)
     async with app.router.lifespan_context(app):
-        context = app.state.context
-        async with context.sessions() as session, session.begin():
+        state = app.state
+        async with state.sessions() as session, session.begin():
             _, key = await create_key(session, "t", ["admin"])
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://t", headers={"X-API-Key": key}
         ) as http:
-            yield http, context
+            yield http, state
 
 
-async def _db_ids(context: Context) -> set[int]:
-    async with context.sessions() as session:
+async def _db_ids(state: State) -> set[int]:
+    async with state.sessions() as session:
         return set((await session.scalars(select(Face.id))).all())
 
 
 @pytest.mark.anyio
 async def test_concurrent_enrolls_and_deletes(client: Client) -> None:
-    http, context = client
+    http, state = client
     everyone = people(12)
 
     async def enroll(i: int) -> httpx.Response:
@@ -82,8 +82,8 @@ async def test_concurrent_enrolls_and_deletes(client: Client) -> None:
     assert all(s == 200 for s in statuses[10:]), [r.text for r in mixed[10:]]
     recognized = [r.json()["faces"][0]["identity"] for r in mixed[10:]]
     assert [who and who["name"] for who in recognized] == ["p4", "p5", "p6", "p7"]
-    assert context.gallery.ids() == await _db_ids(context)
-    assert len(context.gallery) == 8
+    assert state.gallery.ids() == await _db_ids(state)
+    assert len(state.gallery) == 8
     for r in await asyncio.gather(*(recognize(i) for i in range(4))):  # the deleted people
         assert r.json()["faces"][0]["identity"] is None
 
@@ -93,11 +93,11 @@ async def test_a_database_read_from_before_a_commit_does_not_undo_it(client: Cli
     """The race behind a face that vanished from search under load: a catch-up read the
     database, an enroll (or delete) committed and its hook changed the index, then the
     catch-up applied its older read. The index must refuse such a stale read."""
-    http, context = client
-    gallery = context.gallery
+    http, state = client
+    gallery = state.gallery
     a, b = people(2)
     kept = await http.post("/v1/identities", files={"image": upload(photo(a))}, data={"name": "a"})
-    seen, before_enroll = gallery.generation, await _db_ids(context)
+    seen, before_enroll = gallery.generation, await _db_ids(state)
     enrolled = await http.post(
         "/v1/identities", files={"image": upload(photo(b))}, data={"name": "b"}
     )
@@ -105,18 +105,18 @@ async def test_a_database_read_from_before_a_commit_does_not_undo_it(client: Cli
     assert not gallery.reconcile(before_enroll, {}, seen)
     assert enrolled.json()["face"]["id"] in gallery
 
-    seen, before_delete = gallery.generation, await _db_ids(context)
+    seen, before_delete = gallery.generation, await _db_ids(state)
     assert (await http.delete(f"/v1/identities/{kept.json()['identity']['id']}")).status_code == 204
     assert not gallery.reconcile(before_delete, {}, seen)
     assert kept.json()["face"]["id"] not in gallery
     # a read taken after the last change is applied, and changes nothing here
-    assert gallery.reconcile(await _db_ids(context), {}, gallery.generation)
-    assert gallery.ids() == await _db_ids(context) == {enrolled.json()["face"]["id"]}
+    assert gallery.reconcile(await _db_ids(state), {}, gallery.generation)
+    assert gallery.ids() == await _db_ids(state) == {enrolled.json()["face"]["id"]}
 
 
 @pytest.mark.anyio
 async def test_failed_commit_leaves_no_vector(client: Client) -> None:
-    http, context = client
+    http, state = client
     a, b = people(2)
     ok = await http.post("/v1/identities", files={"image": upload(photo(a))}, data={"name": "a"})
     assert ok.status_code == 201
@@ -132,7 +132,7 @@ async def test_failed_commit_leaves_no_vector(client: Client) -> None:
         assert d.status_code == 500
     finally:
         event.remove(IndexedSession, "before_commit", fail)
-    assert context.gallery.ids() == await _db_ids(context) == {ok.json()["face"]["id"]}
+    assert state.gallery.ids() == await _db_ids(state) == {ok.json()["face"]["id"]}
     listed = (await http.get("/v1/identities")).json()["items"]
     assert [i["name"] for i in listed] == ["a"]
     # the person whose enroll failed is not found; the one whose delete failed still is
@@ -150,7 +150,7 @@ async def test_index_catches_up_with_other_workers(
     (person,) = people(1)
     one, two = create_app(settings, pipeline=pipeline), create_app(settings, pipeline=pipeline)
     async with one.router.lifespan_context(one), two.router.lifespan_context(two):
-        async with one.state.context.sessions() as session, session.begin():
+        async with one.state.sessions() as session, session.begin():
             _, key = await create_key(session, "t", ["admin"])
         h = {"X-API-Key": key}
         a = httpx.AsyncClient(
@@ -169,7 +169,7 @@ async def test_index_catches_up_with_other_workers(
             await a.delete(f"/v1/identities/{r.json()['identity']['id']}")
             gone = await b.post("/v1/recognize", files={"image": upload(photo(person, 2))})
             assert gone.json()["faces"][0]["candidates"] == []
-            assert len(two.state.context.gallery) == 0
+            assert len(two.state.gallery) == 0
 
 
 def test_hnsw_index(make_api: MakeApi) -> None:

@@ -305,7 +305,7 @@ async def test_readyz_reflects_the_pool(pipeline: FacePipeline, tmp_path: Path) 
     async with running_app(pipeline, tmp_path) as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["model"] is True
-        await http.app.state.context.inference.stop()  # type: ignore[attr-defined]
+        await http.app.state.inference.stop()  # type: ignore[attr-defined]
         stopped = await http.get("/readyz")
         assert stopped.status_code == 503 and stopped.json()["model"] is False
         r = await recognize(http, people(1)[0])

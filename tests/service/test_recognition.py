@@ -160,7 +160,7 @@ def test_model_mismatch(api: Api) -> None:
     ident = api.enroll(photo(a), "old").json()["identity"]["id"]
 
     async def relabel() -> None:
-        async with api.app.state.context.sessions() as session, session.begin():
+        async with api.app.state.sessions() as session, session.begin():
             await session.execute(update(Face).values(model_name="other-net"))
 
     api.run(relabel)

@@ -63,7 +63,7 @@ def independent_embedding(target: FacePipeline, crop: bytes) -> np.ndarray:
 
 def faces(api: Api) -> list[dict[str, Any]]:
     async def query() -> list[dict[str, Any]]:
-        async with api.app.state.context.sessions() as session:
+        async with api.app.state.sessions() as session:
             rows = await session.scalars(
                 select(Face).options(undefer(Face.thumbnail)).order_by(Face.id)
             )

@@ -70,7 +70,7 @@ def add_keys(api: Api, wanted: dict[str, list[str]]) -> None:
     from app.core.store.repos.keys import create_key
 
     async def make() -> None:
-        async with api.app.state.context.sessions() as session, session.begin():
+        async with api.app.state.sessions() as session, session.begin():
             for name, scopes in wanted.items():
                 _, api.keys[name] = await create_key(session, f"test-{name}", scopes)
 

@@ -78,7 +78,7 @@ def finished(body: dict[str, Any]) -> bool:
 
 def set_row(api: Api, job_id: str, **values: Any) -> None:
     async def change() -> None:
-        async with api.app.state.context.sessions() as session, session.begin():
+        async with api.app.state.sessions() as session, session.begin():
             await session.execute(
                 update(StyleJob).where(StyleJob.id == uuid.UUID(job_id)).values(**values)
             )
@@ -114,7 +114,7 @@ def test_identity_is_reported_for_a_face(start: Callable[..., Api]) -> None:
     job_id = submit(api, steps=2, max_side=160, init="content").json()["job_id"]
     body = wait_for(api, job_id, finished)
     assert body["status"] == "succeeded", body
-    tau = api.app.state.context.inference.backbone.calibration.tau_verify
+    tau = api.app.state.inference.backbone.calibration.tau_verify
     assert body["identity_distance"] is not None and body["identity_distance"] < tau
     assert body["identity_verified"] is True
 
@@ -127,7 +127,7 @@ def test_cancel_stops_within_one_step(start: Callable[..., Api]) -> None:
     assert cancelled.status_code == 200, cancelled.text
     step_at_cancel = cancelled.json()["progress"]["step"]
     assert cancelled.json()["status"] == "cancelled"
-    runner = api.app.state.context.stylize
+    runner = api.app.state.jobs.runner
     deadline = time.monotonic() + 30
     while runner.running and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -182,7 +182,7 @@ def test_a_clean_shutdown_puts_running_jobs_back(start: Callable[..., Api]) -> N
     first = start()
     job_id = submit(first, steps=400).json()["job_id"]
     wait_for(first, job_id, lambda b: b["progress"]["step"] >= 1)
-    first.run(first.app.state.context.stylize.stop)  # what the lifespan does on shutdown
+    first.run(first.app.state.jobs.runner.stop)  # what the lifespan does on shutdown
     body = first.get(f"/v1/jobs/{job_id}", "verify").json()
     assert body["status"] == "queued" and body["attempts"] == 0, body
     second = start()
@@ -196,7 +196,7 @@ def test_a_live_runner_keeps_its_job(start: Callable[..., Api]) -> None:
     job_id = submit(api, steps=400).json()["job_id"]
     wait_for(api, job_id, lambda b: b["progress"]["step"] >= 1)
     other = start(stylize_workers=0, stylize_stale_after_s=60)
-    api.run(other.app.state.context.stylize.sweep)
+    api.run(other.app.state.jobs.runner.sweep)
     assert api.get(f"/v1/jobs/{job_id}", "verify").json()["status"] == "running"
     api.delete(f"/v1/jobs/{job_id}", "verify")
 
@@ -256,6 +256,6 @@ def test_retention_removes_record_and_result(start: Callable[..., Api], tmp_path
     assert wait_for(api, job_id, finished)["status"] == "succeeded"
     assert len(list((tmp_path / "results").glob("*.png"))) == 1
     set_row(api, job_id, finished_at=utcnow() - timedelta(days=2))
-    api.run(api.app.state.context.stylize.sweep)
+    api.run(api.app.state.jobs.runner.sweep)
     assert api.get(f"/v1/jobs/{job_id}", "verify").status_code == 404
     assert list((tmp_path / "results").glob("*.png")) == []

@@ -52,7 +52,7 @@ def test_metrics_setting(make_api: MakeApi, metrics: str) -> None:
     api = make_api(metrics=metrics)
 
     async def scraper_key() -> str:
-        async with api.app.state.context.sessions() as session, session.begin():
+        async with api.app.state.sessions() as session, session.begin():
             return (await create_key(session, "prometheus", ["metrics"]))[1]
 
     scraper = {"X-API-Key": api.run(scraper_key)}
@@ -155,7 +155,7 @@ def test_sqlite_forgets_deleted_and_changed_names(
         from app.core.store.rows.identities import Face
 
         async def embedding() -> bytes:
-            async with api.app.state.context.sessions() as session:
+            async with api.app.state.sessions() as session:
                 row = await session.get(Face, face)
                 assert row is not None
                 return bytes(row.embedding)

@@ -5,31 +5,21 @@ for whom it is served is a setting (FACESVC_METRICS, `metrics_router`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.api import errors
-from app.api.deps import ContextDep, require
+from app.api.deps import from_state, require
 from app.core.access import Scope
+from app.domains.health.schemas import Health, Readiness
+from app.domains.health.service import HealthService
 
 router = APIRouter(tags=["health"])
 
-
-class Health(BaseModel):
-    status: str
-
-
-class Readiness(BaseModel):
-    status: str
-    model: bool
-    database: bool
-    index: bool
+HealthDep = Annotated[HealthService, Depends(from_state("health"))]
 
 
 @router.get("/healthz", response_model=Health, responses=errors.PUBLIC)
@@ -42,29 +32,13 @@ async def healthz() -> Health:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Not ready"}, **errors.PUBLIC},
 )
-async def readyz(context: ContextDep) -> JSONResponse:
-    try:
-        async with context.db.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        database = True
-    except Exception:
-        database = False
-    ready = Readiness(
-        status="ok",
-        model=context.inference.ready,
-        database=database,
-        index=context.gallery.ready,
-    )
-    ok = ready.model and ready.database and ready.index
-    if not ok:
-        ready.status = "unavailable"
-    return JSONResponse(ready.model_dump(), status_code=200 if ok else 503)
+async def readyz(health: HealthDep) -> JSONResponse:
+    ready = await health.readiness()
+    return JSONResponse(ready.model_dump(), status_code=200 if ready.status == "ok" else 503)
 
 
-async def metrics(context: ContextDep) -> Response:
-    # Rendering in multiprocess mode reads every process's files: off the event loop.
-    body = await anyio.to_thread.run_sync(context.metrics.render)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+async def metrics(health: HealthDep) -> Response:
+    return Response(await health.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def metrics_router(access: Literal["public", "key", "off"]) -> APIRouter:

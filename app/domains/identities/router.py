@@ -8,21 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
 
 from app.api import errors
-from app.api.deps import (
-    ContextDep,
-    EnrollKey,
-    GalleryDep,
-    InferenceDep,
-    MetricsDep,
-    ReadKey,
-    SessionDep,
-    SettingsDep,
-)
+from app.api.deps import EnrollKey, ReadKey, from_state
 from app.api.forms import JSON, media_type, openapi_body, openapi_json_body, parse_form, parse_json
 from app.core.bounds import Label, PlainText
 from app.core.errors import UnsupportedMediaType
-from app.core.store import db
-from app.domains.identities import service
 from app.domains.identities.schemas import (
     AddFaceForm,
     EnrollForm,
@@ -32,8 +21,11 @@ from app.domains.identities.schemas import (
     IdentityPage,
     IdentityPatch,
 )
+from app.domains.identities.service import IdentityService
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
+
+IdentitiesDep = Annotated[IdentityService, Depends(from_state("identities"))]
 
 IMAGE = ("image",)
 
@@ -54,16 +46,10 @@ def require_json(request: Request) -> None:
 async def enroll(
     request: Request,
     _: EnrollKey,
-    session: SessionDep,
-    inference: InferenceDep,
-    gallery: GalleryDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    identities: IdentitiesDep,
 ) -> EnrollOut:
-    form = await parse_form(request, EnrollForm, IMAGE, settings.max_image_bytes)
-    return await service.enroll(
-        session, form, inference=inference, gallery=gallery, settings=settings, metrics=metrics
-    )
+    form = await parse_form(request, EnrollForm, IMAGE, identities.max_image_bytes)
+    return await identities.enroll(form)
 
 
 @router.post(
@@ -78,33 +64,21 @@ async def add_face(
     identity_id: uuid.UUID,
     request: Request,
     _: EnrollKey,
-    session: SessionDep,
-    inference: InferenceDep,
-    gallery: GalleryDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    identities: IdentitiesDep,
 ) -> EnrollOut:
-    form = await parse_form(request, AddFaceForm, IMAGE, settings.max_image_bytes)
-    return await service.add_face(
-        session,
-        identity_id,
-        form,
-        inference=inference,
-        gallery=gallery,
-        settings=settings,
-        metrics=metrics,
-    )
+    form = await parse_form(request, AddFaceForm, IMAGE, identities.max_image_bytes)
+    return await identities.add_face(identity_id, form)
 
 
 @router.get("", response_model=IdentityPage, responses=errors.responses())
 async def list_identities(
     _: ReadKey,
-    session: SessionDep,
+    identities: IdentitiesDep,
     cursor: Annotated[PlainText | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     external_id: Annotated[Label | None, Query(max_length=200)] = None,
 ) -> IdentityPage:
-    return await service.list_page(session, cursor=cursor, limit=limit, external_id=external_id)
+    return await identities.list_page(cursor=cursor, limit=limit, external_id=external_id)
 
 
 @router.get(
@@ -112,8 +86,10 @@ async def list_identities(
     response_model=IdentityDetail,
     responses=errors.responses(errors.NOT_FOUND),
 )
-async def get_identity(identity_id: uuid.UUID, _: ReadKey, session: SessionDep) -> IdentityDetail:
-    return await service.detail(session, identity_id)
+async def get_identity(
+    identity_id: uuid.UUID, _: ReadKey, identities: IdentitiesDep
+) -> IdentityDetail:
+    return await identities.detail(identity_id)
 
 
 @router.patch(
@@ -127,13 +103,12 @@ async def update_identity(
     request: Request,
     _: EnrollKey,
     __: Annotated[None, Depends(require_json)],
-    session: SessionDep,
-    context: ContextDep,
+    identities: IdentitiesDep,
     background: BackgroundTasks,
 ) -> IdentityOut:
     patch = await parse_json(request, IdentityPatch)
-    updated = await service.update(session, identity_id, patch)
-    background.add_task(db.checkpoint, context.db)  # the old name leaves the WAL too
+    updated = await identities.update(identity_id, patch)
+    background.add_task(identities.checkpoint)  # the old name leaves the WAL too
     return updated
 
 
@@ -146,13 +121,11 @@ async def update_identity(
 async def delete_identity(
     identity_id: uuid.UUID,
     _: EnrollKey,
-    session: SessionDep,
-    gallery: GalleryDep,
-    context: ContextDep,
+    identities: IdentitiesDep,
     background: BackgroundTasks,
 ) -> None:
-    await service.delete(session, identity_id, gallery=gallery)
-    background.add_task(db.checkpoint, context.db)  # after the commit
+    await identities.delete(identity_id)
+    background.add_task(identities.checkpoint)  # after the response
 
 
 @router.delete(
@@ -165,10 +138,8 @@ async def delete_face(
     identity_id: uuid.UUID,
     face_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     _: EnrollKey,
-    session: SessionDep,
-    gallery: GalleryDep,
-    context: ContextDep,
+    identities: IdentitiesDep,
     background: BackgroundTasks,
 ) -> None:
-    await service.delete_face(session, identity_id, face_id, gallery=gallery)
-    background.add_task(db.checkpoint, context.db)  # after the commit
+    await identities.delete_face(identity_id, face_id)
+    background.add_task(identities.checkpoint)  # after the response

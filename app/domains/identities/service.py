@@ -8,16 +8,16 @@ import io
 import uuid
 
 from PIL import Image
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.config import Settings
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.model.pipeline import FaceResult
 from app.core.serving.inference import FaceInference
-from app.core.store.db import release
+from app.core.store import db
 from app.core.store.index_sync import stage_add, stage_remove
 from app.core.store.repos import identities as repo
 from app.core.store.rows.identities import Face, Identity
+from app.core.store.unit_of_work import unit_of_work
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
 from app.domains.identities.schemas import (
@@ -56,126 +56,123 @@ def _thumbnail(result: FaceResult) -> bytes:
     return out.getvalue()
 
 
-async def _store_face(
-    session: AsyncSession,
-    identity: Identity,
-    result: FaceResult,
-    *,
-    inference: FaceInference,
-    gallery: GalleryIndex,
-    settings: Settings,
-) -> Face:
-    detection = result.detection
-    face = await repo.add_face(
-        session,
-        identity,
-        model=inference.model,
-        embedding=result.embedding,
-        box=detection.box if detection else None,
-        detection_score=float(detection.score) if detection else None,
-        thumbnail=_thumbnail(result) if settings.keep_thumbnails else None,
-    )
-    # Into the index only once the commit succeeded (see app.core.store.index_sync).
-    stage_add(session, gallery, [face.id], result.embedding.reshape(1, -1))
-    return face
+class IdentityService:
+    """Enrollment and gallery management. Each call is one unit of work, committed before
+    it returns; a face reaches the index only once its commit succeeded
+    (`app.core.store.index_sync`)."""
 
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        inference: FaceInference,
+        gallery: GalleryIndex,
+        metrics: Metrics,
+        keep_thumbnails: bool,
+        max_image_bytes: int,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.inference = inference
+        self.gallery = gallery
+        self.metrics = metrics
+        self.keep_thumbnails = keep_thumbnails
+        self.max_image_bytes = max_image_bytes  # uploads are refused above it
 
-async def enroll(
-    session: AsyncSession,
-    form: EnrollForm,
-    *,
-    inference: FaceInference,
-    gallery: GalleryIndex,
-    settings: Settings,
-    metrics: Metrics,
-) -> EnrollOut:
-    if form.external_id is not None and await repo.get_by_external_id(session, form.external_id):
-        raise Conflict(f"external_id {form.external_id!r} is already enrolled")
-    await release(session)  # no pooled connection held through inference
-    results = await inference.analyze(
-        form.image, faces="largest" if form.largest_face else "single"
-    )
-    metrics.faces_embedded.labels("enroll").inc()
-    with metrics.stage("database"):
-        identity = await repo.add_identity(
-            session, form.name, form.external_id, form.metadata or {}
+    async def _store_face(
+        self, session: AsyncSession, identity: Identity, result: FaceResult
+    ) -> Face:
+        detection = result.detection
+        face = await repo.add_face(
+            session,
+            identity,
+            model=self.inference.model,
+            embedding=result.embedding,
+            box=detection.box if detection else None,
+            detection_score=float(detection.score) if detection else None,
+            thumbnail=_thumbnail(result) if self.keep_thumbnails else None,
         )
-        face = await _store_face(
-            session, identity, results[0], inference=inference, gallery=gallery, settings=settings
-        )
-    return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
+        stage_add(session, self.gallery, [face.id], result.embedding.reshape(1, -1))
+        return face
 
+    async def _embed(self, image: bytes, largest_face: bool) -> FaceResult:
+        results = await self.inference.analyze(image, faces="largest" if largest_face else "single")
+        self.metrics.faces_embedded.labels("enroll").inc()
+        return results[0]
 
-async def add_face(
-    session: AsyncSession,
-    identity_id: uuid.UUID,
-    form: AddFaceForm,
-    *,
-    inference: FaceInference,
-    gallery: GalleryIndex,
-    settings: Settings,
-    metrics: Metrics,
-) -> EnrollOut:
-    identity = await load_identity(session, identity_id)
-    await release(session)  # no pooled connection held through inference
-    results = await inference.analyze(
-        form.image, faces="largest" if form.largest_face else "single"
-    )
-    metrics.faces_embedded.labels("enroll").inc()
-    face = await _store_face(
-        session, identity, results[0], inference=inference, gallery=gallery, settings=settings
-    )
-    return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
+    async def enroll(self, form: EnrollForm) -> EnrollOut:
+        async with unit_of_work(self.sessions) as session:
+            if form.external_id is not None and await repo.get_by_external_id(
+                session, form.external_id
+            ):
+                raise Conflict(f"external_id {form.external_id!r} is already enrolled")
+            await db.release(session)  # no pooled connection held through inference
+            result = await self._embed(form.image, form.largest_face)
+            with self.metrics.stage("database"):
+                identity = await repo.add_identity(
+                    session, form.name, form.external_id, form.metadata or {}
+                )
+                face = await self._store_face(session, identity, result)
+            return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
+    async def add_face(self, identity_id: uuid.UUID, form: AddFaceForm) -> EnrollOut:
+        async with unit_of_work(self.sessions) as session:
+            identity = await load_identity(session, identity_id)
+            await db.release(session)  # no pooled connection held through inference
+            result = await self._embed(form.image, form.largest_face)
+            face = await self._store_face(session, identity, result)
+            return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
-async def list_page(
-    session: AsyncSession, *, cursor: str | None, limit: int, external_id: str | None
-) -> IdentityPage:
-    after = decode_cursor(cursor) if cursor else None
-    rows = await repo.list_identities(
-        session, after=after, limit=limit + 1, external_id=external_id
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return IdentityPage(
-        items=[IdentityOut.of(row) for row in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    async def list_page(
+        self, *, cursor: str | None, limit: int, external_id: str | None
+    ) -> IdentityPage:
+        after = decode_cursor(cursor) if cursor else None
+        async with unit_of_work(self.sessions) as session:
+            rows = await repo.list_identities(
+                session, after=after, limit=limit + 1, external_id=external_id
+            )
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return IdentityPage(
+                items=[IdentityOut.of(row) for row in rows],
+                next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+            )
 
+    async def detail(self, identity_id: uuid.UUID) -> IdentityDetail:
+        async with unit_of_work(self.sessions) as session:
+            identity = await load_identity(session, identity_id)
+            return IdentityDetail(
+                identity=IdentityOut.of(identity), faces=[FaceOut.of(f) for f in identity.faces]
+            )
 
-async def detail(session: AsyncSession, identity_id: uuid.UUID) -> IdentityDetail:
-    identity = await load_identity(session, identity_id)
-    return IdentityDetail(
-        identity=IdentityOut.of(identity), faces=[FaceOut.of(f) for f in identity.faces]
-    )
+    async def update(self, identity_id: uuid.UUID, patch: IdentityPatch) -> IdentityOut:
+        async with unit_of_work(self.sessions) as session:
+            identity = await load_identity(session, identity_id)
+            if patch.name is not None:
+                identity.name = patch.name
+            if patch.metadata is not None:
+                identity.meta = patch.metadata
+            await session.flush()
+            return IdentityOut.of(identity)
 
+    async def delete(self, identity_id: uuid.UUID) -> None:
+        async with unit_of_work(self.sessions) as session:
+            face_ids = await repo.delete_identity(session, identity_id)
+            if face_ids is None:
+                raise NotFound(f"no identity with id {identity_id}")
+            stage_remove(session, self.gallery, face_ids)
 
-async def update(
-    session: AsyncSession, identity_id: uuid.UUID, patch: IdentityPatch
-) -> IdentityOut:
-    identity = await load_identity(session, identity_id)
-    if patch.name is not None:
-        identity.name = patch.name
-    if patch.metadata is not None:
-        identity.meta = patch.metadata
-    await session.flush()
-    return IdentityOut.of(identity)
+    async def delete_face(self, identity_id: uuid.UUID, face_id: int) -> None:
+        async with unit_of_work(self.sessions) as session:
+            identity = await load_identity(session, identity_id)
+            face = next((f for f in identity.faces if f.id == face_id), None)
+            if face is None:
+                raise NotFound(f"identity {identity_id} has no face {face_id}")
+            if not await repo.delete_face(session, face_id):
+                raise NotFound(f"identity {identity_id} has no face {face_id}")
+            stage_remove(session, self.gallery, [face_id])
 
-
-async def delete(session: AsyncSession, identity_id: uuid.UUID, *, gallery: GalleryIndex) -> None:
-    face_ids = await repo.delete_identity(session, identity_id)
-    if face_ids is None:
-        raise NotFound(f"no identity with id {identity_id}")
-    stage_remove(session, gallery, face_ids)
-
-
-async def delete_face(
-    session: AsyncSession, identity_id: uuid.UUID, face_id: int, *, gallery: GalleryIndex
-) -> None:
-    identity = await load_identity(session, identity_id)
-    face = next((f for f in identity.faces if f.id == face_id), None)
-    if face is None:
-        raise NotFound(f"identity {identity_id} has no face {face_id}")
-    if not await repo.delete_face(session, face_id):
-        raise NotFound(f"identity {identity_id} has no face {face_id}")
-    stage_remove(session, gallery, [face_id])
+    async def checkpoint(self) -> None:
+        """After a change has been committed: old rows leave SQLite's WAL too."""
+        await db.checkpoint(self.engine)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from app.api import errors
-from app.api.deps import SessionDep, SettingsDep, StylizeDep, VerifyKey
+from app.api.deps import VerifyKey, from_state
 from app.api.forms import openapi_body, parse_form
-from app.domains.jobs import service
 from app.domains.jobs.schemas import JobOut, StylizeForm
+from app.domains.jobs.service import JobService
 
 router = APIRouter(prefix="/v1", tags=["stylize"])
+
+JobsDep = Annotated[JobService, Depends(from_state("jobs"))]
 
 IMAGES = ("content", "style")
 QUOTA: dict[int | str, dict[str, Any]] = {
@@ -37,15 +39,13 @@ async def stylize(
     response: Response,
     background: BackgroundTasks,
     principal: VerifyKey,
-    session: SessionDep,
-    settings: SettingsDep,
-    runner: StylizeDep,
+    jobs: JobsDep,
 ) -> JobOut:
-    form = await parse_form(request, StylizeForm, IMAGES, settings.max_image_bytes)
-    job = await service.submit(session, form, principal, settings)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    background.add_task(runner.wake)  # after the commit
-    return JobOut.of(job)
+    form = await parse_form(request, StylizeForm, IMAGES, jobs.max_image_bytes)
+    job = await jobs.submit(form, principal)
+    response.headers["Location"] = f"/v1/jobs/{job.job_id}"
+    background.add_task(jobs.wake)  # after the response
+    return job
 
 
 @router.get(
@@ -54,8 +54,8 @@ async def stylize(
     summary="Status, progress and latest costs of a job",
     responses=errors.responses(errors.NOT_FOUND),
 )
-async def get_job(job_id: uuid.UUID, principal: VerifyKey, session: SessionDep) -> JobOut:
-    return JobOut.of(await service.get(session, job_id, principal))
+async def get_job(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> JobOut:
+    return await jobs.get(job_id, principal)
 
 
 @router.get(
@@ -67,8 +67,8 @@ async def get_job(job_id: uuid.UUID, principal: VerifyKey, session: SessionDep) 
         **errors.responses(errors.NOT_FOUND, FINISHED),
     },
 )
-async def get_result(job_id: uuid.UUID, principal: VerifyKey, session: SessionDep) -> Response:
-    png = await service.result(session, job_id, principal)
+async def get_result(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> Response:
+    png = await jobs.result(job_id, principal)
     return Response(png, media_type="image/png")
 
 
@@ -78,5 +78,5 @@ async def get_result(job_id: uuid.UUID, principal: VerifyKey, session: SessionDe
     summary="Cancel a queued or running job (it stops within one step)",
     responses=errors.responses(errors.NOT_FOUND, FINISHED),
 )
-async def cancel_job(job_id: uuid.UUID, principal: VerifyKey, session: SessionDep) -> JobOut:
-    return JobOut.of(await service.cancel(session, job_id, principal))
+async def cancel_job(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> JobOut:
+    return await jobs.cancel(job_id, principal)
