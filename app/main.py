@@ -35,7 +35,10 @@ from app.domains.health.router import router as health_router
 from app.domains.identities.router import router as identities_router
 from app.domains.jobs.router import router as stylize_router
 from app.domains.jobs.runner import StyleRunner
+from app.domains.models.router import router as models_router
+from app.domains.models.service import ModelsService
 from app.domains.recognition.router import router as recognition_router
+from app.domains.recognition.service import RecognitionService
 
 log = logging.getLogger("facesvc")
 
@@ -139,6 +142,19 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         app.state.context = Context(
             settings, engine, sessions, inference, gallery, metrics, stylize, verifier, cohort
         )
+        app.state.recognition = RecognitionService(
+            sessions,
+            inference,
+            gallery,
+            metrics,
+            threshold_range=(settings.threshold_min, settings.threshold_max),
+            default_top_k=settings.default_top_k,
+            max_top_k=settings.max_top_k,
+            verifier=verifier,
+            cohort=cohort,
+            cohort_tau=settings.cohort_tau,
+        )
+        app.state.models = ModelsService(sessions, inference, gallery, settings, cohort)
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:
@@ -164,6 +180,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     errors.install(app)
     app.include_router(identities_router)
     app.include_router(recognition_router)
+    app.include_router(models_router)
     app.include_router(stylize_router)
     app.include_router(health_router)
     app.include_router(metrics_router(settings.metrics))

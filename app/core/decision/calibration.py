@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.decision.open_set import GalleryModel
 from app.core.model.backbones.base import Calibration
 from app.core.store.repos import calibrations as repository
 from app.core.store.rows.calibrations import StoredCalibration
-from app.core.decision.open_set import GalleryModel
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,11 @@ async def active_calibration(
     if row is None:
         return ActiveCalibration(built_in, None)
     return ActiveCalibration(from_stored(row, gallery_size), row)
+
+
+async def calibration_in_use(
+    session: AsyncSession, model: tuple[str, str], built_in: Calibration, gallery_size: int
+) -> Calibration:
+    """The thresholds to decide with: the stored calibration of `model` if there is one
+    (1:N re-derived for `gallery_size` if it follows the gallery), else `built_in`."""
+    return (await active_calibration(session, model, built_in, gallery_size)).calibration
