@@ -38,7 +38,10 @@ from app.domains.identities.service import IdentityService
 from app.domains.jobs.router import router as stylize_router
 from app.domains.jobs.runner import StyleRunner
 from app.domains.jobs.service import JobService
+from app.domains.models.router import router as models_router
+from app.domains.models.service import ModelsService
 from app.domains.recognition.router import router as recognition_router
+from app.domains.recognition.service import RecognitionService
 
 log = logging.getLogger("facesvc")
 
@@ -159,6 +162,20 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         state.health = HealthService(
             engine=engine, inference=inference, gallery=gallery, metrics=metrics
         )
+        app.state.recognition = RecognitionService(
+            sessions,
+            inference,
+            gallery,
+            metrics,
+            threshold_range=(settings.threshold_min, settings.threshold_max),
+            default_top_k=settings.default_top_k,
+            max_top_k=settings.max_top_k,
+            verifier=verifier,
+            cohort=cohort,
+            cohort_tau=settings.cohort_tau,
+            max_image_bytes=settings.max_image_bytes,
+        )
+        app.state.models = ModelsService(sessions, inference, gallery, settings, cohort)
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:
@@ -184,6 +201,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     errors.install(app)
     app.include_router(identities_router)
     app.include_router(recognition_router)
+    app.include_router(models_router)
     app.include_router(stylize_router)
     app.include_router(health_router)
     app.include_router(metrics_router(settings.metrics))

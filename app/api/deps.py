@@ -8,7 +8,7 @@ service dependency, e.g.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,15 +17,8 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.access import Principal, Scope
-from app.core.config import Settings
-from app.core.decision.cohort import Cohort
 from app.core.errors import Forbidden, Unauthorized
-from app.core.model.verifier import Verifier
-from app.core.serving.inference import FaceInference
 from app.core.store.repos.keys import authenticate
-from app.core.store.unit_of_work import unit_of_work
-from app.core.store.vector_index import GalleryIndex
-from app.core.telemetry import Metrics
 
 
 def from_state(name: str) -> Callable[[Request], Any]:
@@ -38,25 +31,7 @@ def from_state(name: str) -> Callable[[Request], Any]:
     return read
 
 
-# The shared objects themselves, for routes that do not have a service of their own yet.
-SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
-InferenceDep = Annotated[FaceInference, Depends(from_state("inference"))]
-GalleryDep = Annotated[GalleryIndex, Depends(from_state("gallery"))]
-MetricsDep = Annotated[Metrics, Depends(from_state("metrics"))]
-VerifierDep = Annotated[Verifier | None, Depends(from_state("verifier"))]  # FACESVC_VERIFIER
-CohortDep = Annotated[Cohort | None, Depends(from_state("cohort"))]  # IDENTIFY_SCORE=cohort
 Sessions = async_sessionmaker[AsyncSession]
-SessionsDep = Annotated[Sessions, Depends(from_state("sessions"))]
-
-
-async def get_session(sessions: SessionsDep) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work (`app.core.store.unit_of_work`): committed when the
-    route returns, before the response is sent; rolled back on any error."""
-    async with unit_of_work(sessions) as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 # ---------------------------------------------------------------- API keys

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.core.command_line import model_options, pipeline_from_args
 from app.core.decision.distance import is_match, squared_distance
+from app.core.decision.thresholds import Thresholds
 from app.core.errors import FacesvcError
 from app.core.model.pipeline import FacePipeline, FaceResult
 
@@ -44,7 +45,9 @@ def run_compare(args: argparse.Namespace) -> int:
     pipeline = pipeline_from_args(args)
     face_a = _largest_face(pipeline, args.image_a)
     face_b = _largest_face(pipeline, args.image_b)
-    tau = args.threshold if args.threshold is not None else pipeline.backbone.calibration.tau_verify
+    # No database on the command line: the backbone's built-in calibration, and any
+    # threshold the caller gives (the service's allowed range guards a shared server)
+    tau = Thresholds().verify(pipeline.backbone.calibration, args.threshold)
     distance = squared_distance(face_a.embedding, face_b.embedding)
     match = is_match(distance, tau)
     if args.json:

@@ -54,3 +54,11 @@ async def active_calibration(
     if row is None:
         return ActiveCalibration(built_in, None)
     return ActiveCalibration(from_stored(row, gallery_size), row)
+
+
+async def calibration_in_use(
+    session: AsyncSession, model: tuple[str, str], built_in: Calibration, gallery_size: int
+) -> Calibration:
+    """The thresholds to decide with: the stored calibration of `model` if there is one
+    (1:N re-derived for `gallery_size` if it follows the gallery), else `built_in`."""
+    return (await active_calibration(session, model, built_in, gallery_size)).calibration

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.core.decision.distance import squared_distance
+from app.core.decision.distance import is_match, squared_distance
+from app.core.decision.thresholds import Thresholds
 from app.core.errors import FacesvcError, NoFaceFound
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def compare(
     if not stylised:
         return IdentityReport(None, False)  # the face is gone: it would not verify
     distance = squared_distance(original[0].embedding, stylised[0].embedding)
-    return IdentityReport(distance, distance <= threshold)
+    return IdentityReport(distance, is_match(distance, threshold))
 
 
 def with_pipeline(pipeline: FacePipeline, content: bytes, result: bytes) -> IdentityReport:
@@ -52,7 +53,8 @@ def with_pipeline(pipeline: FacePipeline, content: bytes, result: bytes) -> Iden
     original = faces(content)
     if not original:
         return NO_FACE
-    return compare(original, faces(result), pipeline.backbone.calibration.tau_verify)
+    # No database here: the built-in calibration, as `facesvc compare` decides
+    return compare(original, faces(result), Thresholds().verify(pipeline.backbone.calibration))
 
 
 async def verify_threshold(
@@ -60,11 +62,13 @@ async def verify_threshold(
 ) -> float:
     """The tau /v1/verify uses by default: the newest stored calibration, else the
     backbone's built-in one."""
-    from app.core.decision.calibration import active_calibration
+    from app.core.decision.calibration import calibration_in_use  # the database's side
 
     async with sessions() as session:
-        active = await active_calibration(session, engine.model, engine.backbone.calibration, 0)
-    return active.calibration.tau_verify
+        calibration = await calibration_in_use(
+            session, engine.model, engine.backbone.calibration, 0
+        )
+    return Thresholds().verify(calibration)
 
 
 async def with_engine(

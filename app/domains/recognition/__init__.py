@@ -1,1 +1,1 @@
-"""Verify (1:1), compare, recognize (1:N), detect and model information."""
+"""Verify (1:1), compare, recognize (1:N) and detect."""

@@ -1,37 +1,30 @@
-"""/v1/verify, /v1/compare, /v1/recognize, /v1/detect, /v1/models."""
+"""/v1/verify, /v1/compare, /v1/recognize, /v1/detect."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from app.api import errors
-from app.api.deps import (
-    CohortDep,
-    GalleryDep,
-    InferenceDep,
-    MetricsDep,
-    SessionDep,
-    SettingsDep,
-    VerifierDep,
-    VerifyKey,
-)
+from app.api.deps import VerifyKey, from_state
 from app.api.forms import openapi_body, parse_form
 from app.core.access import Scope
-from app.domains.recognition import service
 from app.domains.recognition.schemas import (
     CompareForm,
     CompareOut,
     DetectForm,
     DetectOut,
-    LayersOut,
-    ModelsOut,
     RecognizeForm,
     RecognizeOut,
     VerifyForm,
     VerifyOut,
 )
+from app.domains.recognition.service import RecognitionService
 
 router = APIRouter(prefix="/v1", tags=["recognition"])
+
+Recognition = Annotated[RecognitionService, Depends(from_state("recognition"))]
 
 IMAGE = ("image",)
 PAIR = ("image_a", "image_b")
@@ -48,25 +41,9 @@ PAIR = ("image_a", "image_b")
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
-async def verify(
-    request: Request,
-    principal: VerifyKey,
-    session: SessionDep,
-    inference: InferenceDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    verifier: VerifierDep,
-) -> VerifyOut:
-    form = await parse_form(request, VerifyForm, IMAGE, settings.max_image_bytes)
-    return await service.verify(
-        session,
-        form,
-        inference=inference,
-        settings=settings,
-        metrics=metrics,
-        verifier=verifier,
-        may_read=principal.allows(Scope.read),
-    )
+async def verify(request: Request, principal: VerifyKey, service: Recognition) -> VerifyOut:
+    form = await parse_form(request, VerifyForm, IMAGE, service.max_image_bytes)
+    return await service.verify(form, may_read=principal.allows(Scope.read))
 
 
 @router.post(
@@ -76,19 +53,9 @@ async def verify(
     responses=errors.responses(errors.FACES),
     openapi_extra=openapi_body(CompareForm, PAIR),
 )
-async def compare(
-    request: Request,
-    _: VerifyKey,
-    session: SessionDep,
-    inference: InferenceDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    verifier: VerifierDep,
-) -> CompareOut:
-    form = await parse_form(request, CompareForm, PAIR, settings.max_image_bytes)
-    return await service.compare(
-        session, form, inference=inference, settings=settings, metrics=metrics, verifier=verifier
-    )
+async def compare(request: Request, _: VerifyKey, service: Recognition) -> CompareOut:
+    form = await parse_form(request, CompareForm, PAIR, service.max_image_bytes)
+    return await service.compare(form)
 
 
 @router.post(
@@ -100,27 +67,9 @@ async def compare(
     responses=errors.responses(errors.FACES, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
-async def recognize(
-    request: Request,
-    principal: VerifyKey,
-    session: SessionDep,
-    inference: InferenceDep,
-    gallery: GalleryDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    cohort: CohortDep,
-) -> RecognizeOut:
-    form = await parse_form(request, RecognizeForm, IMAGE, settings.max_image_bytes)
-    return await service.recognize(
-        session,
-        form,
-        inference=inference,
-        gallery=gallery,
-        settings=settings,
-        metrics=metrics,
-        cohort=cohort,
-        may_read=principal.allows(Scope.read),
-    )
+async def recognize(request: Request, principal: VerifyKey, service: Recognition) -> RecognizeOut:
+    form = await parse_form(request, RecognizeForm, IMAGE, service.max_image_bytes)
+    return await service.recognize(form, may_read=principal.allows(Scope.read))
 
 
 @router.post(
@@ -130,32 +79,6 @@ async def recognize(
     responses=errors.responses(errors.FACES),
     openapi_extra=openapi_body(DetectForm, IMAGE),
 )
-async def detect(
-    request: Request, _: VerifyKey, inference: InferenceDep, settings: SettingsDep
-) -> DetectOut:
-    form = await parse_form(request, DetectForm, IMAGE, settings.max_image_bytes)
-    return await service.detect(form, inference=inference)
-
-
-@router.get("/models", response_model=ModelsOut, responses=errors.responses())
-async def models(
-    principal: VerifyKey,
-    session: SessionDep,
-    inference: InferenceDep,
-    gallery: GalleryDep,
-    settings: SettingsDep,
-    cohort: CohortDep,
-) -> ModelsOut:
-    return await service.models(
-        session, inference, gallery, settings, cohort, may_read=principal.allows(Scope.read)
-    )
-
-
-@router.get(
-    "/models/{name}/layers",
-    response_model=LayersOut,
-    summary="The embedding network's layers and their receptive fields",
-    responses=errors.responses(errors.NOT_FOUND),
-)
-async def layers(name: str, _: VerifyKey) -> LayersOut:
-    return service.layers(name)
+async def detect(request: Request, _: VerifyKey, service: Recognition) -> DetectOut:
+    form = await parse_form(request, DetectForm, IMAGE, service.max_image_bytes)
+    return await service.detect(form)

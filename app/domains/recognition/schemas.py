@@ -1,9 +1,8 @@
-"""Request and response bodies of verify, compare, recognize, detect and models."""
+"""Request and response bodies of verify, compare, recognize and detect."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
@@ -147,105 +146,3 @@ class RecognizeOut(BaseModel):
 
 class DetectOut(BaseModel):
     faces: list[DetectedFace]
-
-
-class Threshold1to1(BaseModel):
-    default: float = Field(
-        description="Default squared-distance threshold of /v1/verify, /v1/compare."
-    )
-    far: float | None = Field(description="False-accept rate per impostor pair at the default.")
-    tar: float | None
-
-
-class Threshold1toN(BaseModel):
-    default: float = Field(description="Default threshold of /v1/recognize (stricter).")
-    fpir: float | None = Field(description="Share of strangers accepted at the default.")
-    fnir: float | None = Field(description="Share of enrolled people missed at the default.")
-    gallery_size: int = Field(description="Gallery size the FPIR / FNIR were measured with.")
-
-
-class ConfiguredModelOut(BaseModel):
-    name: str
-    licence: str = Field(description="Licence note on the model's weights.")
-    embedding_size: int
-    verify: Threshold1to1
-    identify: Threshold1toN
-    calibration_source: str
-
-
-class HeldOutOut(BaseModel):
-    """The calibrated thresholds measured on identities the calibration did not see."""
-
-    identities: int
-    far: float
-    tar: float
-    fpir: float
-    fnir: float
-
-
-class StoredCalibrationOut(BaseModel):
-    """A `facesvc calibrate` run stored in the database, in use for the active model."""
-
-    id: int
-    created_at: datetime
-    source: str = Field(description="Data set and command that produced it.")
-    far_target: float
-    far_interval: tuple[float, float] = Field(description="95% interval of the FAR at tau.")
-    tar_interval: tuple[float, float] = Field(description="95% interval of the TAR at tau.")
-    fpir_target: float
-    calibrated_gallery_size: int
-    calibrated_tau_identify: float
-    follow_gallery: bool = Field(
-        description="Whether the 1:N default is re-derived from the live gallery size "
-        "to hold fpir_target (identify.gallery_size is then that size)."
-    )
-    gallery_model: str = Field(description="How FPIR is modelled against gallery size.")
-    held_out: HeldOutOut | None
-
-
-class ModelOut(ConfiguredModelOut):
-    version: str
-    normalized: bool
-    distance: str = "squared_l2"
-    threshold_range: tuple[float, float] = Field(description="Allowed per-request thresholds.")
-    gallery_faces: int | None = Field(
-        description="Faces of this model in the search index; null for a key without "
-        "the `read` scope."
-    )
-    calibration: StoredCalibrationOut | None = Field(
-        None, description="The stored calibration in use; null: the built-in one."
-    )
-
-
-class IdentifyScoreOut(BaseModel):
-    mode: str = Field(
-        description="What /v1/recognize decides on: `distance` (the nearest squared "
-        "distance against identify.default) or `cohort` (that distance over the probe's mean "
-        "distance to its cohort_k nearest cohort faces, against cohort_tau)."
-    )
-    cohort_k: int | None = None
-    cohort_tau: float | None = None
-    cohort_size: int | None = Field(None, description="Faces in the cohort file.")
-
-
-class ModelsOut(BaseModel):
-    active: ModelOut
-    configured: list[ConfiguredModelOut] = Field(
-        description="Every backbone whose weights are present or configured, active first."
-    )
-    identify_score: IdentifyScoreOut
-
-
-class LayerOut(BaseModel):
-    name: str = Field(description="As `facesvc explain-units --layer` takes it.")
-    description: str
-    units: int = Field(description="Channels: the units `explain-units` can draw.")
-    side: int = Field(description="Output rows (= columns) for the model's input crop.")
-    receptive_field: int = Field(description="Side in input pixels that one unit sees.")
-    stride: int = Field(description="Input pixels between neighbouring units.")
-
-
-class LayersOut(BaseModel):
-    model: str
-    input_size: int
-    layers: list[LayerOut] = Field(description="Input side first.")

@@ -3,27 +3,25 @@
 Distances are squared L2 between embeddings, the same number FAISS and `facesvc eval`
 report. Verify against a person with several enrolled faces uses the *smallest* distance
 to any of them. Defaults: verify and compare use the backbone's `tau_verify`, recognize
-the stricter `tau_identify`; a request may override within the configured range.
+the stricter `tau_identify`; a request may override within the configured range. Which
+tau, and what it decides, is `app.core.decision`'s; this module runs the requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import uuid
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.config import Settings
-from app.core.decision.calibration import ActiveCalibration, active_calibration
+from app.core.decision import identify, model_match
+from app.core.decision.calibration import calibration_in_use
 from app.core.decision.cohort import Cohort
-from app.core.decision.distance import squared_distance
-from app.core.errors import Conflict, Forbidden, ModelMismatch, NotFound, ValidationFailed
-from app.core.model.backbones import BackboneInfo, configured_backbones
+from app.core.decision.distance import is_match, squared_distance
+from app.core.decision.thresholds import Thresholds
+from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.model.backbones.base import Calibration
 from app.core.model.types import Embedding
 from app.core.model.verifier import Verifier
@@ -38,54 +36,214 @@ from app.domains.recognition.schemas import (
     Candidate,
     CompareForm,
     CompareOut,
-    ConfiguredModelOut,
     DetectedFace,
     DetectForm,
     DetectOut,
-    HeldOutOut,
-    IdentifyScoreOut,
-    LayerOut,
-    LayersOut,
-    ModelOut,
-    ModelsOut,
     RecognizedFace,
     RecognizeForm,
     RecognizeOut,
-    StoredCalibrationOut,
-    Threshold1to1,
-    Threshold1toN,
     VerifyForm,
     VerifyOut,
 )
 from app.domains.shared import IdentityOut
 
+if TYPE_CHECKING:
+    from app.core.model.pipeline import FaceResult
+
 log = logging.getLogger(__name__)
 
 
-async def _calibration(
-    session: AsyncSession, inference: FaceInference, gallery_size: int
-) -> Calibration:
-    """The stored calibration of the active model if there is one, else the built-in."""
-    built_in = inference.backbone.calibration
-    active = await active_calibration(session, inference.model, built_in, gallery_size)
-    return active.calibration
+class RecognitionService:
+    """Built once in the lifespan. `threshold_range`: where a request's own threshold
+    must lie; `verifier` (FACESVC_VERIFIER) adds P(same person) to 1:1 answers; `cohort`
+    (FACESVC_IDENTIFY_SCORE=cohort) makes 1:N decide on d1 / c against `cohort_tau`."""
 
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        inference: FaceInference,
+        gallery: GalleryIndex,
+        metrics: Metrics,
+        *,
+        threshold_range: tuple[float, float],
+        default_top_k: int,
+        max_top_k: int,
+        verifier: Verifier | None = None,
+        cohort: Cohort | None = None,
+        cohort_tau: float | None = None,
+        max_image_bytes: int,
+    ) -> None:
+        if cohort is not None and cohort_tau is None:
+            raise ValueError("cohort scoring needs its tau (FACESVC_COHORT_TAU)")
+        self._sessions = sessions
+        self._inference = inference
+        self._gallery = gallery
+        self._metrics = metrics
+        # cohort_tau may be configured while 1:N scores on the distance: then unused
+        self._thresholds = Thresholds(threshold_range, cohort_tau if cohort is not None else None)
+        self._default_top_k = default_top_k
+        self._max_top_k = max_top_k
+        self._verifier = verifier
+        self._cohort = cohort
+        self.max_image_bytes = max_image_bytes  # the routes' upload limit
 
-def resolve_threshold(value: float | None, default: float, settings: Settings) -> float:
-    if value is None:
-        return float(default)
-    check_threshold(value, settings)
-    return float(value)
-
-
-def check_threshold(value: float | None, settings: Settings) -> None:
-    """A request's own threshold must lie in the configured range (checked before any
-    inference is spent on the request)."""
-    if value is not None and not settings.threshold_min <= value <= settings.threshold_max:
-        raise ValidationFailed(
-            f"threshold: {value} is outside the allowed range "
-            f"[{settings.threshold_min}, {settings.threshold_max}]"
+    async def verify(self, form: VerifyForm, *, may_read: bool = True) -> VerifyOut:
+        """`may_read` false (a key without `read`): an unknown or uncomparable identity
+        answers as a non-match, and a non-match carries no distance nor identity."""
+        self._thresholds.check(form.threshold)
+        # Inference before the first query: a session holds its pooled connection from
+        # its first query to its end, so reading first held one through the whole
+        # inference, and under load requests queued for connections instead of sharing
+        # inference batches (docs/performance.md). Every request pays it, known identity
+        # or not, so timing does not tell a caller whether an id is enrolled.
+        (probe,) = await self._inference.analyze(
+            form.image, faces="largest" if form.largest_face else "single"
         )
+        async with self._sessions() as session:
+            with self._metrics.stage("database"):
+                calibration = await self._calibration(session, gallery_size=0)
+                identity, missing = await _target(session, form)
+            threshold = self._thresholds.verify(calibration, form.threshold)
+            probe_face = DetectedFace.of(probe.detection)
+            if identity is None:
+                if may_read:
+                    raise NotFound(missing)
+                return _no_match(threshold, probe_face)
+            faces = model_match.faces_of_model(identity, self._inference.model)
+            if not faces:
+                if may_read:
+                    raise model_match.not_comparable(identity, self._inference.model)
+                # fail closed, and say nothing about the identity
+                log.warning("verify: identity %s has no face of the active model", identity.id)
+                return _no_match(threshold, probe_face)
+            self._metrics.faces_embedded.labels("verify").inc()
+            enrolled = [(f.id, embedding_from_bytes(f.embedding, f.dim)) for f in faces]
+            distance, face_id, matched = min(
+                (
+                    (squared_distance(probe.embedding, vector), face_id, vector)
+                    for face_id, vector in enrolled
+                ),
+                key=lambda scored: scored[:2],
+            )
+            match = is_match(distance, threshold)
+            if not match and not may_read:
+                return _no_match(threshold, probe_face)
+            return VerifyOut(
+                match=match,
+                distance=distance,
+                threshold=threshold,
+                identity=IdentityOut.of(identity),
+                face=probe_face,
+                matched_face_id=face_id,
+                probability=self._probability(probe.embedding, matched),
+            )
+
+    async def compare(self, form: CompareForm) -> CompareOut:
+        self._thresholds.check(form.threshold)
+        mode: FaceMode = "largest" if form.largest_face else "single"
+        analyze = self._inference.analyze
+        # gather, not a task group: the first domain error (e.g. no_face) must surface as such
+        (a,), (b,) = await asyncio.gather(
+            analyze(form.image_a, faces=mode), analyze(form.image_b, faces=mode)
+        )
+        async with self._sessions() as session:  # after inference: see verify
+            calibration = await self._calibration(session, gallery_size=0)
+        threshold = self._thresholds.verify(calibration, form.threshold)
+        self._metrics.faces_embedded.labels("compare").inc(2)
+        distance = squared_distance(a.embedding, b.embedding)
+        return CompareOut(
+            match=is_match(distance, threshold),
+            distance=distance,
+            threshold=threshold,
+            faces=[DetectedFace.of(a.detection), DetectedFace.of(b.detection)],
+            probability=self._probability(a.embedding, b.embedding),
+        )
+
+    async def recognize(self, form: RecognizeForm, *, may_read: bool = True) -> RecognizeOut:
+        """Candidates within the threshold only, unless the form asks for the rejected
+        ones too (`include_rejected`), which needs a key that may read the gallery."""
+        top_k = form.top_k if form.top_k is not None else self._default_top_k
+        if top_k > self._max_top_k:
+            raise ValidationFailed(f"top_k: at most {self._max_top_k}")
+        if form.include_rejected and not may_read:
+            raise Forbidden("include_rejected lists gallery entries: it needs the 'read' scope")
+        self._thresholds.check(form.threshold)
+        # Inference before the first query (see verify).
+        results = await self._inference.analyze(
+            form.image, faces="all" if form.all_faces else "largest"
+        )
+        model = self._inference.model
+        async with self._sessions() as session:
+            with self._metrics.stage("database"):
+                await model_match.check_gallery(session, model)
+                await catch_up(session, self._gallery, model)  # other workers' changes
+                calibration = await self._calibration(session, gallery_size=len(self._gallery))
+            threshold = self._thresholds.identify(calibration, form.threshold)
+            self._metrics.faces_embedded.labels("recognize").inc(len(results))
+            faces = []
+            for result in results:
+                candidates = await self._candidates(session, result.embedding, top_k)
+                faces.append(self._recognized(result, candidates, threshold, form.include_rejected))
+        return RecognizeOut(threshold=threshold, faces=faces)
+
+    def _recognized(
+        self,
+        result: FaceResult,
+        candidates: list[Candidate],
+        threshold: float,
+        include_rejected: bool,
+    ) -> RecognizedFace:
+        """One face's answer: the nearest candidate if accepted, else unknown."""
+        decision = identify.decide(
+            [c.distance for c in candidates], threshold, result.embedding, self._cohort
+        )
+        best = candidates[0] if candidates else None
+        if not include_rejected:  # the gallery's nearest strangers stay unsaid
+            candidates = [c for c, ok in zip(candidates, decision.within, strict=True) if ok]
+        shown = decision.known or include_rejected
+        return RecognizedFace(
+            face=DetectedFace.of(result.detection),
+            candidates=candidates,
+            identity=best.identity if decision.known and best else None,
+            distance=best.distance if best and shown else None,
+            score=decision.score if self._cohort is not None and shown else None,
+        )
+
+    async def detect(self, form: DetectForm) -> DetectOut:
+        detections = await self._inference.detect(form.image)
+        return DetectOut(faces=[f for d in detections if (f := DetectedFace.of(d)) is not None])
+
+    async def _calibration(self, session: AsyncSession, gallery_size: int) -> Calibration:
+        inference = self._inference
+        built_in = inference.backbone.calibration
+        return await calibration_in_use(session, inference.model, built_in, gallery_size)
+
+    def _probability(self, a: Embedding, b: Embedding) -> float | None:
+        """The learned verifier's P(same person), when one is configured."""
+        return None if self._verifier is None else self._verifier.probability(a, b)
+
+    async def _candidates(
+        self, session: AsyncSession, vector: Embedding, top_k: int
+    ) -> list[Candidate]:
+        """The top_k nearest *identities*: more faces are searched until top_k people
+        are found or the gallery runs out."""
+        k = top_k * 4
+        while True:
+            hits = await anyio.to_thread.run_sync(self._gallery.search, vector, k)
+            faces = await repo.faces_with_identities(session, [face_id for face_id, _ in hits])
+            nearest = identify.nearest_per_identity(
+                hits, {face_id: face.identity_id for face_id, face in faces.items()}
+            )
+            if len(nearest) >= top_k or len(hits) < k:
+                return [
+                    Candidate(
+                        identity=IdentityOut.of(faces[face_id].identity),
+                        distance=distance,
+                        face_id=face_id,
+                    )
+                    for face_id, distance in list(nearest.values())[:top_k]
+                ]
+            k *= 4
 
 
 async def _target(session: AsyncSession, form: VerifyForm) -> tuple[Identity | None, str]:
@@ -111,317 +269,4 @@ def _no_match(threshold: float, probe_face: DetectedFace | None) -> VerifyOut:
         face=probe_face,
         matched_face_id=None,
         probability=None,
-    )
-
-
-async def verify(
-    session: AsyncSession,
-    form: VerifyForm,
-    *,
-    inference: FaceInference,
-    settings: Settings,
-    metrics: Metrics,
-    verifier: Verifier | None = None,
-    may_read: bool = True,
-) -> VerifyOut:
-    """`may_read` false (a key without `read`): an unknown or uncomparable identity
-    answers as a non-match, and a non-match carries no distance nor identity."""
-    check_threshold(form.threshold, settings)
-    # Inference before the first query: a session holds its pooled connection from its
-    # first query to its commit, so reading first held one through the whole inference,
-    # and under load requests queued for connections instead of sharing inference
-    # batches (docs/performance.md). Every request pays it, known identity or not, so
-    # timing does not tell a caller whether an id is enrolled.
-    (probe,) = await inference.analyze(
-        form.image, faces="largest" if form.largest_face else "single"
-    )
-    with metrics.stage("database"):
-        calibration = await _calibration(session, inference, gallery_size=0)
-        identity, missing = await _target(session, form)
-    threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
-    probe_face = DetectedFace.of(probe.detection)
-    if identity is None:
-        if may_read:
-            raise NotFound(missing)
-        return _no_match(threshold, probe_face)
-    model = inference.model
-    faces = [f for f in identity.faces if (f.model_name, f.model_version) == model]
-    if not faces:
-        if not may_read:  # fail closed, and say nothing about the identity
-            log.warning("verify: identity %s has no face of the active model", identity.id)
-            return _no_match(threshold, probe_face)
-        if identity.faces:
-            other = identity.faces[0]
-            raise ModelMismatch(
-                f"identity {identity.id} was enrolled with {other.model_name} "
-                f"{other.model_version}; the active model is {model[0]} {model[1]}: re-enroll"
-            )
-        raise Conflict(f"identity {identity.id} has no enrolled faces")
-    metrics.faces_embedded.labels("verify").inc()
-    enrolled = [(f.id, embedding_from_bytes(f.embedding, f.dim)) for f in faces]
-    distance, face_id, matched = min(
-        (
-            (squared_distance(probe.embedding, vector), face_id, vector)
-            for face_id, vector in enrolled
-        ),
-        key=lambda scored: scored[:2],
-    )
-    match = distance <= threshold
-    if not match and not may_read:
-        return _no_match(threshold, probe_face)
-    return VerifyOut(
-        match=match,
-        distance=distance,
-        threshold=threshold,
-        identity=IdentityOut.of(identity),
-        face=probe_face,
-        matched_face_id=face_id,
-        probability=_probability(verifier, probe.embedding, matched),
-    )
-
-
-async def compare(
-    session: AsyncSession,
-    form: CompareForm,
-    *,
-    inference: FaceInference,
-    settings: Settings,
-    metrics: Metrics,
-    verifier: Verifier | None = None,
-) -> CompareOut:
-    check_threshold(form.threshold, settings)
-    mode: FaceMode = "largest" if form.largest_face else "single"
-    # gather, not a task group: the first domain error (e.g. no_face) must surface as such
-    (a,), (b,) = await asyncio.gather(
-        inference.analyze(form.image_a, faces=mode), inference.analyze(form.image_b, faces=mode)
-    )
-    calibration = await _calibration(session, inference, gallery_size=0)  # after: see verify
-    threshold = resolve_threshold(form.threshold, calibration.tau_verify, settings)
-    metrics.faces_embedded.labels("compare").inc(2)
-    distance = squared_distance(a.embedding, b.embedding)
-    return CompareOut(
-        match=distance <= threshold,
-        distance=distance,
-        threshold=threshold,
-        faces=[DetectedFace.of(a.detection), DetectedFace.of(b.detection)],
-        probability=_probability(verifier, a.embedding, b.embedding),
-    )
-
-
-def _probability(verifier: Verifier | None, a: Embedding, b: Embedding) -> float | None:
-    """The learned verifier's P(same person), when one is configured (FACESVC_VERIFIER)."""
-    return None if verifier is None else verifier.probability(a, b)
-
-
-async def _candidates(
-    session: AsyncSession, gallery: GalleryIndex, vector: Embedding, top_k: int
-) -> list[Candidate]:
-    """The top_k nearest *identities* (several faces of one person count once)."""
-    k = top_k * 4
-    while True:
-        hits = await anyio.to_thread.run_sync(gallery.search, vector, k)
-        faces = await repo.faces_with_identities(session, [face_id for face_id, _ in hits])
-        best: dict[uuid.UUID, Candidate] = {}
-        for face_id, distance in hits:  # nearest first
-            face = faces.get(face_id)  # None: deleted since the search
-            if face is None or face.identity_id in best:
-                continue
-            best[face.identity_id] = Candidate(
-                identity=IdentityOut.of(face.identity), distance=distance, face_id=face_id
-            )
-        if len(best) >= top_k or len(hits) < k:
-            return list(best.values())[:top_k]
-        k *= 4
-
-
-async def recognize(
-    session: AsyncSession,
-    form: RecognizeForm,
-    *,
-    inference: FaceInference,
-    gallery: GalleryIndex,
-    settings: Settings,
-    metrics: Metrics,
-    cohort: Cohort | None = None,
-    may_read: bool = True,
-) -> RecognizeOut:
-    """Candidates within the threshold only, unless the form asks for the rejected ones
-    too (`include_rejected`), which needs a key that may read the gallery."""
-    top_k = form.top_k if form.top_k is not None else settings.default_top_k
-    if top_k > settings.max_top_k:
-        raise ValidationFailed(f"top_k: at most {settings.max_top_k}")
-    if form.include_rejected and not may_read:
-        raise Forbidden("include_rejected lists gallery entries: it needs the 'read' scope")
-    check_threshold(form.threshold, settings)
-    # Inference before the first query (see verify).
-    results = await inference.analyze(form.image, faces="all" if form.all_faces else "largest")
-    with metrics.stage("database"):
-        if await repo.other_model_faces_exist(session, inference.model):
-            raise ModelMismatch(
-                "the gallery holds faces embedded with another model than the active "
-                f"{inference.model[0]} {inference.model[1]}; it cannot be searched with it"
-            )
-        await catch_up(session, gallery, inference.model)  # other workers' enrolls / deletes
-        calibration = await _calibration(session, inference, gallery_size=len(gallery))
-    default = calibration.tau_identify
-    if cohort is not None:  # FACESVC_IDENTIFY_SCORE=cohort: tau is on d1 / c
-        assert settings.cohort_tau is not None  # load_cohort refuses to start without it
-        default = settings.cohort_tau
-    threshold = resolve_threshold(form.threshold, default, settings)
-    metrics.faces_embedded.labels("recognize").inc(len(results))
-
-    faces = []
-    for result in results:
-        candidates = await _candidates(session, gallery, result.embedding, top_k)
-        best = candidates[0] if candidates else None
-        scale = 1.0  # cohort mode decides on distance / the probe's cohort scale
-        if best is not None and cohort is not None:
-            scale = cohort.scale(result.embedding)
-        score = best.distance / scale if best is not None else None
-        known = score is not None and score <= threshold
-        if not form.include_rejected:  # the gallery's nearest strangers stay unsaid
-            candidates = [c for c in candidates if c.distance / scale <= threshold]
-        shown = known or form.include_rejected
-        faces.append(
-            RecognizedFace(
-                face=DetectedFace.of(result.detection),
-                candidates=candidates,
-                identity=best.identity if known and best else None,
-                distance=best.distance if best and shown else None,
-                score=score if cohort is not None and shown else None,
-            )
-        )
-    return RecognizeOut(threshold=threshold, faces=faces)
-
-
-async def detect(form: DetectForm, *, inference: FaceInference) -> DetectOut:
-    detections = await inference.detect(form.image)
-    return DetectOut(faces=[f for d in detections if (f := DetectedFace.of(d)) is not None])
-
-
-def _known(value: float) -> float | None:
-    """NaN (not measured) becomes null in JSON."""
-    return None if math.isnan(value) else float(value)
-
-
-def _described(info: BackboneInfo) -> ConfiguredModelOut:
-    cal = info.calibration
-    return ConfiguredModelOut(
-        name=info.name,
-        licence=info.licence,
-        embedding_size=info.embedding_size,
-        verify=Threshold1to1(
-            default=cal.tau_verify, far=_known(cal.far_verify), tar=_known(cal.tar_verify)
-        ),
-        identify=Threshold1toN(
-            default=cal.tau_identify,
-            fpir=_known(cal.fpir_identify),
-            fnir=_known(cal.fnir_identify),
-            gallery_size=cal.gallery_size,
-        ),
-        calibration_source=cal.source,
-    )
-
-
-async def models(
-    session: AsyncSession,
-    inference: FaceInference,
-    gallery: GalleryIndex,
-    settings: Settings,
-    cohort: Cohort | None = None,
-    may_read: bool = True,
-) -> ModelsOut:
-    backbone = inference.backbone
-    active = await active_calibration(session, inference.model, backbone.calibration, len(gallery))
-    infos = configured_backbones(settings, backbone)
-    infos[0] = replace(infos[0], calibration=active.calibration)
-    configured = [_described(info) for info in infos]
-    return ModelsOut(
-        active=ModelOut(
-            **configured[0].model_dump(),
-            version=inference.model[1],
-            normalized=backbone.normalized,
-            threshold_range=(settings.threshold_min, settings.threshold_max),
-            gallery_faces=len(gallery) if may_read else None,
-            calibration=_stored_out(active),
-        ),
-        configured=configured,
-        identify_score=_identify_score(cohort, settings),
-    )
-
-
-def _identify_score(cohort: Cohort | None, settings: Settings) -> IdentifyScoreOut:
-    if cohort is None:
-        return IdentifyScoreOut(mode="distance")
-    return IdentifyScoreOut(
-        mode="cohort",
-        cohort_k=cohort.k,
-        cohort_tau=settings.cohort_tau,
-        cohort_size=len(cohort.vectors),
-    )
-
-
-def _stored_out(active: ActiveCalibration) -> StoredCalibrationOut | None:
-    row = active.stored
-    if row is None:
-        return None
-    report = row.report
-    return StoredCalibrationOut(
-        id=row.id,
-        created_at=row.created_at,
-        source=row.source,
-        far_target=row.far_target,
-        far_interval=_bounds(report["verification"]["far"]),
-        tar_interval=_bounds(report["verification"]["tar"]),
-        fpir_target=row.fpir_target,
-        calibrated_gallery_size=row.gallery_size,
-        calibrated_tau_identify=row.tau_identify,
-        follow_gallery=row.follow_gallery,
-        gallery_model=report["gallery_model"]["kind"],
-        held_out=_held_out(report),
-    )
-
-
-def _bounds(interval: dict[str, float]) -> tuple[float, float]:
-    return (interval["low"], interval["high"])
-
-
-def _held_out(report: dict[str, Any]) -> HeldOutOut | None:
-    held = report.get("held_out")
-    if held is None:
-        return None
-    return HeldOutOut(
-        identities=held["identities"],
-        far=held["verification"]["far"]["value"],
-        tar=held["verification"]["tar"]["value"],
-        fpir=held["identification"]["fpir"]["value"],
-        fnir=held["identification"]["fnir"]["value"],
-    )
-
-
-def layers(name: str) -> LayersOut:
-    from app.core.model.backbones import BACKBONES
-    from app.core.model.backbones.dlib_resnet import INPUT_SIZE
-    from app.core.model.receptive_fields import layers_of
-
-    if name not in BACKBONES:
-        raise NotFound(f"unknown model {name!r}; known models: {', '.join(sorted(BACKBONES))}")
-    try:
-        described = layers_of(name)
-    except KeyError:
-        raise NotFound(f"layers are described for dlib-resnet-v1 only, not {name}") from None
-    return LayersOut(
-        model=name,
-        input_size=INPUT_SIZE,
-        layers=[
-            LayerOut(
-                name=layer.name,
-                description=layer.description,
-                units=layer.channels,
-                side=layer.side,
-                receptive_field=layer.field.size,
-                stride=layer.field.jump,
-            )
-            for layer in described
-        ],
     )

@@ -1,0 +1,54 @@
+"""The 1:N decision: rank the gallery by identity, score the nearest, accept it or not.
+
+A person with several enrolled faces is one candidate, at their nearest face. The score
+is the nearest distance d1, or with cohort scoring d1 / c (`cohort.py`); the answer is
+that candidate if the score is within tau, else unknown. Every candidate is judged on
+the same scale, so the ones within tau are the ones the answer may show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from app.core.decision.cohort import Cohort
+from app.core.decision.distance import is_match
+from app.core.model.types import Embedding
+
+Person = TypeVar("Person", bound=Hashable)
+
+
+def nearest_per_identity(
+    hits: Sequence[tuple[int, float]], identity_of: Mapping[int, Person]
+) -> dict[Person, tuple[int, float]]:
+    """Each identity's nearest (face id, distance) among `hits` (nearest first), nearest
+    identity first. A face missing from `identity_of` (deleted since the search) is
+    skipped."""
+    best: dict[Person, tuple[int, float]] = {}
+    for face_id, distance in hits:
+        person = identity_of.get(face_id)
+        if person is None or person in best:
+            continue
+        best[person] = (face_id, distance)
+    return best
+
+
+@dataclass(frozen=True)
+class OpenSetDecision:
+    score: float | None  # what tau decided on: d1, or d1 / c; None: nobody to rank
+    known: bool  # the nearest candidate is accepted
+    within: list[bool]  # per candidate: within tau on the same scale
+
+
+def decide(
+    distances: Sequence[float], tau: float, probe: Embedding, cohort: Cohort | None
+) -> OpenSetDecision:
+    """`distances`: the candidates', nearest first. The cohort scale is only computed
+    when there is a candidate to score."""
+    if not distances:
+        return OpenSetDecision(score=None, known=False, within=[])
+    scale = 1.0 if cohort is None else cohort.scale(probe)
+    score = distances[0] / scale
+    within = [is_match(distance / scale, tau) for distance in distances]
+    return OpenSetDecision(score=score, known=is_match(score, tau), within=within)

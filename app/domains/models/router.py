@@ -1,0 +1,34 @@
+"""/v1/models, /v1/models/{name}/layers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.api import errors
+from app.api.deps import VerifyKey, from_state
+from app.core.store.repos.keys import Scope
+from app.domains.models.schemas import LayersOut, ModelsOut
+from app.domains.models.service import ModelsService, layers_of_model
+
+# The tag and the paths are those these routes had under recognition: clients and the
+# OpenAPI document see no move.
+router = APIRouter(prefix="/v1", tags=["recognition"])
+
+Models = Annotated[ModelsService, Depends(from_state("models"))]
+
+
+@router.get("/models", response_model=ModelsOut, responses=errors.responses())
+async def models(principal: VerifyKey, service: Models) -> ModelsOut:
+    return await service.describe(may_read=principal.allows(Scope.read))
+
+
+@router.get(
+    "/models/{name}/layers",
+    response_model=LayersOut,
+    summary="The embedding network's layers and their receptive fields",
+    responses=errors.responses(errors.NOT_FOUND),
+)
+async def layers(name: str, _: VerifyKey) -> LayersOut:
+    return layers_of_model(name)

@@ -1,0 +1,174 @@
+"""What GET /v1/models describes: the active model with the calibration in use, every
+configured backbone, how 1:N scores; and one network's layers for `explain-units`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.decision.calibration import ActiveCalibration, active_calibration
+from app.core.decision.cohort import Cohort
+from app.core.errors import NotFound
+from app.core.model.backbones import BackboneInfo, configured_backbones
+from app.core.serving.inference import FaceInference
+from app.core.store.vector_index import GalleryIndex
+from app.domains.models.schemas import (
+    ConfiguredModelOut,
+    HeldOutOut,
+    IdentifyScoreOut,
+    LayerOut,
+    LayersOut,
+    ModelOut,
+    ModelsOut,
+    StoredCalibrationOut,
+    Threshold1to1,
+    Threshold1toN,
+)
+
+
+class ModelsService:
+    """Built once in the lifespan. `settings`: which backbones are configured is read
+    on every request (weights may appear), and the threshold range and cohort tau."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        inference: FaceInference,
+        gallery: GalleryIndex,
+        settings: Settings,
+        cohort: Cohort | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._inference = inference
+        self._gallery = gallery
+        self._settings = settings
+        self._cohort = cohort
+
+    async def describe(self, *, may_read: bool = True) -> ModelsOut:
+        inference, settings = self._inference, self._settings
+        backbone = inference.backbone
+        async with self._sessions() as session:
+            active = await active_calibration(
+                session, inference.model, backbone.calibration, len(self._gallery)
+            )
+        infos = configured_backbones(settings, backbone)
+        infos[0] = replace(infos[0], calibration=active.calibration)
+        configured = [_described(info) for info in infos]
+        return ModelsOut(
+            active=ModelOut(
+                **configured[0].model_dump(),
+                version=inference.model[1],
+                normalized=backbone.normalized,
+                threshold_range=(settings.threshold_min, settings.threshold_max),
+                gallery_faces=len(self._gallery) if may_read else None,
+                calibration=_stored_out(active),
+            ),
+            configured=configured,
+            identify_score=self._identify_score(),
+        )
+
+    def _identify_score(self) -> IdentifyScoreOut:
+        cohort = self._cohort
+        if cohort is None:
+            return IdentifyScoreOut(mode="distance")
+        return IdentifyScoreOut(
+            mode="cohort",
+            cohort_k=cohort.k,
+            cohort_tau=self._settings.cohort_tau,
+            cohort_size=len(cohort.vectors),
+        )
+
+
+def _known(value: float) -> float | None:
+    """NaN (not measured) becomes null in JSON."""
+    return None if math.isnan(value) else float(value)
+
+
+def _described(info: BackboneInfo) -> ConfiguredModelOut:
+    cal = info.calibration
+    return ConfiguredModelOut(
+        name=info.name,
+        licence=info.licence,
+        embedding_size=info.embedding_size,
+        verify=Threshold1to1(
+            default=cal.tau_verify, far=_known(cal.far_verify), tar=_known(cal.tar_verify)
+        ),
+        identify=Threshold1toN(
+            default=cal.tau_identify,
+            fpir=_known(cal.fpir_identify),
+            fnir=_known(cal.fnir_identify),
+            gallery_size=cal.gallery_size,
+        ),
+        calibration_source=cal.source,
+    )
+
+
+def _stored_out(active: ActiveCalibration) -> StoredCalibrationOut | None:
+    row = active.stored
+    if row is None:
+        return None
+    report = row.report
+    return StoredCalibrationOut(
+        id=row.id,
+        created_at=row.created_at,
+        source=row.source,
+        far_target=row.far_target,
+        far_interval=_bounds(report["verification"]["far"]),
+        tar_interval=_bounds(report["verification"]["tar"]),
+        fpir_target=row.fpir_target,
+        calibrated_gallery_size=row.gallery_size,
+        calibrated_tau_identify=row.tau_identify,
+        follow_gallery=row.follow_gallery,
+        gallery_model=report["gallery_model"]["kind"],
+        held_out=_held_out(report),
+    )
+
+
+def _bounds(interval: dict[str, float]) -> tuple[float, float]:
+    return (interval["low"], interval["high"])
+
+
+def _held_out(report: dict[str, Any]) -> HeldOutOut | None:
+    held = report.get("held_out")
+    if held is None:
+        return None
+    return HeldOutOut(
+        identities=held["identities"],
+        far=held["verification"]["far"]["value"],
+        tar=held["verification"]["tar"]["value"],
+        fpir=held["identification"]["fpir"]["value"],
+        fnir=held["identification"]["fnir"]["value"],
+    )
+
+
+def layers_of_model(name: str) -> LayersOut:
+    """The layers of backbone `name` and what one unit of each sees."""
+    from app.core.model.backbones import BACKBONES
+    from app.core.model.backbones.dlib_resnet import INPUT_SIZE
+    from app.core.model.receptive_fields import layers_of
+
+    if name not in BACKBONES:
+        raise NotFound(f"unknown model {name!r}; known models: {', '.join(sorted(BACKBONES))}")
+    try:
+        described = layers_of(name)
+    except KeyError:
+        raise NotFound(f"layers are described for dlib-resnet-v1 only, not {name}") from None
+    return LayersOut(
+        model=name,
+        input_size=INPUT_SIZE,
+        layers=[
+            LayerOut(
+                name=layer.name,
+                description=layer.description,
+                units=layer.channels,
+                side=layer.side,
+                receptive_field=layer.field.size,
+                stride=layer.field.jump,
+            )
+            for layer in described
+        ],
+    )
