@@ -79,7 +79,7 @@ def build_stylize_runner(
     from app.domains.jobs import identity
 
     networks = NetworkCache(settings, resolve_device(settings.device))
-    check = partial(identity.with_engine, inference, sessions)
+    check = partial(identity.with_inference, inference, sessions)
     return StyleRunner(settings, sessions, networks, check)
 
 

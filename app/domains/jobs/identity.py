@@ -71,8 +71,8 @@ async def verify_threshold(
     return Thresholds().verify(calibration)
 
 
-async def with_engine(
-    engine: FaceInference,
+async def with_inference(
+    inference: FaceInference,
     sessions: async_sessionmaker[AsyncSession],
     content: bytes,
     result: bytes,
@@ -82,7 +82,7 @@ async def with_engine(
 
     async def faces(data: bytes) -> list[FaceResult]:
         try:
-            return await engine.analyze(data, faces="largest")
+            return await inference.analyze(data, faces="largest")
         except NoFaceFound:
             return []
 
