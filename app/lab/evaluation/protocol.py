@@ -152,6 +152,22 @@ def impostor_pair_indices(
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
+def all_pair_distances(
+    face_set: FaceSet,
+    embeddings: EmbeddingMap,
+    dim: int,
+    pair_distances: PairDistances = pairwise_squared_distances,
+) -> tuple[FloatArray, IntArray]:
+    """Distances between all images of identities with >= 2 images (+inf where one
+    failed), in `identity_groups` order, and that order's group ends."""
+    paths, group_end = identity_groups(face_set, face_set.identities_with_at_least(2))
+    images = embed_rows(paths, embeddings, dim)
+    distances = pair_distances(images.vectors, images.vectors)
+    distances[images.failed, :] = np.inf
+    distances[:, images.failed] = np.inf
+    return distances, group_end
+
+
 def verification_distances(
     face_set: FaceSet,
     embeddings: EmbeddingMap,
@@ -159,11 +175,7 @@ def verification_distances(
     pair_distances: PairDistances = pairwise_squared_distances,
 ) -> tuple[FloatArray, FloatArray]:
     """(genuine, impostor) distances over identities with >= 2 images; +inf where one failed."""
-    paths, group_end = identity_groups(face_set, face_set.identities_with_at_least(2))
-    images = embed_rows(paths, embeddings, dim)
-    distances = pair_distances(images.vectors, images.vectors)
-    distances[images.failed, :] = np.inf
-    distances[:, images.failed] = np.inf
+    distances, group_end = all_pair_distances(face_set, embeddings, dim, pair_distances)
     genuine = distances[genuine_pair_indices(group_end)]
     impostor = distances[impostor_pair_indices(group_end)]
     return genuine, impostor
