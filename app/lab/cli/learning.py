@@ -1,4 +1,4 @@
-"""Learning subcommands: train-triplet, train-verifier (app/learning)."""
+"""Learning subcommands: train-triplet, train-verifier (app/lab/learning)."""
 
 from __future__ import annotations
 
