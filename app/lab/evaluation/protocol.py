@@ -168,17 +168,18 @@ def all_pair_distances(
     return distances, group_end
 
 
+def genuine_and_impostor(
+    distances: FloatArray, group_end: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """The genuine and the (sampled) impostor pairs' entries of `all_pair_distances`."""
+    return distances[genuine_pair_indices(group_end)], distances[impostor_pair_indices(group_end)]
+
+
 def verification_distances(
-    face_set: FaceSet,
-    embeddings: EmbeddingMap,
-    dim: int,
-    pair_distances: PairDistances = pairwise_squared_distances,
+    face_set: FaceSet, embeddings: EmbeddingMap, dim: int
 ) -> tuple[FloatArray, FloatArray]:
     """(genuine, impostor) distances over identities with >= 2 images; +inf where one failed."""
-    distances, group_end = all_pair_distances(face_set, embeddings, dim, pair_distances)
-    genuine = distances[genuine_pair_indices(group_end)]
-    impostor = distances[impostor_pair_indices(group_end)]
-    return genuine, impostor
+    return genuine_and_impostor(*all_pair_distances(face_set, embeddings, dim))
 
 
 # --- section 3 ------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from app.lab.evaluation.dataset import FaceSet
 from app.lab.evaluation.metrics import FloatArray
 from app.lab.evaluation.protocol import (
     PairDistances,
+    all_pair_distances,
     embedding_dimension,
+    genuine_and_impostor,
     identification_figures,
     open_set_searches,
-    verification_distances,
     verification_figures,
 )
 from app.lab.learning.data import EmbeddingMap
@@ -38,7 +39,8 @@ def score_protocol(
     """The figures `protocol.evaluate` gives for sections 2 and 3, for `score`."""
     dim = embedding_dimension(face_set, embeddings)
     by_rows = partial(score_matrix, score)
-    genuine, impostor = verification_distances(face_set, embeddings, dim, by_rows)
+    distances, group_end = all_pair_distances(face_set, embeddings, dim, by_rows)
+    genuine, impostor = genuine_and_impostor(distances, group_end)
     figures = verification_figures(genuine, impostor)
     searches = open_set_searches(face_set, embeddings, dim, by_rows)
     if searches is None:
