@@ -11,10 +11,11 @@ import torch
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.backbones.base import Calibration
-from app.core.model.checkpoint import load_checkpoint, save_checkpoint
-from app.core.model.head import HEAD_PREFIX, KIND, ProjectionHead, calibration_header
+from app.core.model.checkpoint import load_checkpoint
+from app.core.model.head import KIND, ProjectionHead
 from app.core.model.pipeline import FacePipeline
 from app.lab.evaluation.dataset import load_face_set
+from app.lab.learning import model_files
 from app.lab.learning.data import split_identities
 from app.lab.learning.training import TripletConfig
 from app.lab.learning.triplet_run import TripletRun, run_train_triplet
@@ -28,10 +29,9 @@ def save_head(path: Path, head: ProjectionHead, model: tuple[str, str]) -> str:
         "model": list(model),
         "dim": head.dim,
         "hidden": head.hidden,
-        "calibration": calibration_header(CALIBRATION),
+        "calibration": model_files.calibration_header(CALIBRATION),
     }
-    tensors = {HEAD_PREFIX + k: v for k, v in head.state_dict().items()}
-    return save_checkpoint(path, KIND, header, tensors)
+    return model_files.save_head(path, head, header, {})
 
 
 def perturbed_head(seed: int, hidden: int = 0) -> ProjectionHead:

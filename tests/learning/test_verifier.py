@@ -11,19 +11,14 @@ import torch
 
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable
-from app.core.model.verifier import (
-    VerifierConfig,
-    fit_platt,
-    load_verifier,
-    pair_features,
-    save_verifier,
-    train_classifier,
-)
+from app.core.model.verifier import load_verifier, pair_features
 from app.lab.evaluation.dataset import load_face_set
 from app.lab.evaluation.protocol import evaluate, pairwise_squared_distances
 from app.lab.learning.data import LabelledVectors, cached_embeddings
+from app.lab.learning.model_files import save_verifier
 from app.lab.learning.pairs import balanced_pairs
 from app.lab.learning.scores import expected_calibration_error, reliability, score_protocol
+from app.lab.learning.verifier_fit import VerifierConfig, fit_platt, train_classifier
 from app.lab.learning.verifier_run import VerifierRun, features_of, run_train_verifier
 from tests.learning.conftest import SHARED_FACES
 

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.pipeline import FacePipeline
-from app.core.model.verifier import VerifierConfig, load_verifier
+from app.core.model.verifier import load_verifier
 from app.lab.learning.training import TripletConfig
 from app.lab.learning.triplet_run import TripletRun, run_train_triplet
+from app.lab.learning.verifier_fit import VerifierConfig
 from app.lab.learning.verifier_run import VerifierRun, run_train_verifier
 from app.main import create_app
 from tests.learning.sets import make_photo_set
@@ -77,8 +78,9 @@ def test_probability_appears_when_a_verifier_is_configured(
 def test_a_verifier_of_another_model_is_refused_at_start(
     make_api: MakeApi, verifier_file: Path, tmp_path: Path
 ) -> None:
-    from app.core.model.checkpoint import load_checkpoint, save_checkpoint
+    from app.core.model.checkpoint import load_checkpoint
     from app.core.model.verifier import KIND
+    from app.lab.learning.model_files import save_checkpoint
 
     checkpoint = load_checkpoint(verifier_file, KIND)
     header = {**checkpoint.header, "model": ["dlib-resnet-v1", "0+another"]}

@@ -4,21 +4,18 @@ A file's version is the first 12 hex digits of its SHA-256, so two different tra
 never share a version and whatever is stored with their outputs (the model version of an
 embedding) tells them apart. The header records its `kind` and `format`, and the model
 (name, version) whose embeddings the file was trained on, checked when it is loaded.
+The service only reads these files; the lab writes them (app/lab/learning/model_files.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from app.core.errors import ModelUnavailable
 from app.core.model.backbones.dlib_resnet import file_sha256
@@ -36,26 +33,6 @@ class Checkpoint:
     @property
     def version(self) -> str:
         return self.sha256[:12]
-
-
-def save_checkpoint(
-    path: Path, kind: str, header: dict[str, Any], tensors: dict[str, torch.Tensor]
-) -> str:
-    """Write atomically; returns the file's version (SHA-256 prefix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"kind": kind, "format": str(FORMAT), "header": json.dumps(header, sort_keys=True)}
-    contiguous = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(contiguous, temp_name, metadata=metadata)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    return file_sha256(path)[:12]
 
 
 def load_checkpoint(path: Path, kind: str) -> Checkpoint:

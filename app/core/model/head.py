@@ -12,7 +12,6 @@ enrolled with the base model (or another head) is never searched with it (409).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +84,6 @@ def backbone_state(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
 
 def calibration_of(header: dict[str, Any]) -> Calibration:
     return Calibration(**header["calibration"])
-
-
-def calibration_header(calibration: Calibration) -> dict[str, Any]:
-    return asdict(calibration)
 
 
 class ProjectedBackbone:

@@ -12,6 +12,7 @@ P-Net's max-pooling sees the padding only where its ceil-mode window would have 
 partial; the padding is masked to -1e4 there, so the padded batch gives the same numbers
 as one image alone.
 """
+# Over 400 lines: the three stages and their tensor helpers all work on one padded batch's layout.
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Verification as binary classification: a logistic unit (or a small MLP) on the pair
-features |f(a) - f(b)| and (f(a) - f(b))^2, fitted by maximum likelihood (L-BFGS, mild
-L2), whose output is the calibrated probability; optionally Platt scaling on pairs of
-other identities (off by default: measured to hurt on lfw_dev, docs/learning.md).
+features |f(a) - f(b)| and (f(a) - f(b))^2, whose output is the calibrated probability.
+This is what the service loads; the fitting (maximum likelihood, optional Platt scaling)
+and the writing of the file are in the lab (app/lab/learning/verifier_fit.py, model_files.py).
 
 The probability is P(same person | pair) at even prior odds: training and calibration
 use as many impostor pairs as genuine ones. For another prior, add log(prior odds) to the
@@ -11,16 +11,14 @@ the service refuses to load it with another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
 
-from app.core.model.checkpoint import Checkpoint, load_checkpoint, require_model, save_checkpoint
+from app.core.model.checkpoint import Checkpoint, load_checkpoint, require_model
 
 KIND = "verifier"
 
@@ -60,62 +58,6 @@ class PairClassifier(nn.Module):
         return self.platt[0] * self.raw_logit(features) + self.platt[1]
 
 
-@dataclass(frozen=True)
-class VerifierConfig:
-    hidden: int = 0
-    weight_decay: float = 1e-3  # L2 on the weights, scaled per pair
-    iterations: int = 200
-    seed: int = 0
-
-
-def _fit(
-    parameters: list[nn.Parameter],
-    logits: Any,
-    targets: torch.Tensor,
-    penalty: Any,
-    iterations: int,
-) -> None:
-    """Full-batch L-BFGS on the mean binary cross-entropy plus `penalty()`."""
-    optimiser = torch.optim.LBFGS(parameters, max_iter=iterations, line_search_fn="strong_wolfe")
-    loss_fn = nn.BCEWithLogitsLoss()
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = loss_fn(logits(), targets) + penalty()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-
-
-def train_classifier(
-    features: torch.Tensor, same: torch.Tensor, config: VerifierConfig
-) -> PairClassifier:
-    torch.manual_seed(config.seed)
-    model = PairClassifier(features.shape[1] // 2, config.hidden)
-    model.mean.copy_(features.mean(dim=0))
-    model.std.copy_(features.std(dim=0).clamp_min(1e-8))
-    weights = [p for name, p in model.net.named_parameters() if name.endswith("weight")]
-    _fit(
-        list(model.net.parameters()),
-        lambda: model.raw_logit(features),
-        same.float(),
-        lambda: config.weight_decay * sum((w * w).sum() for w in weights),
-        config.iterations,
-    )
-    return model
-
-
-def fit_platt(model: PairClassifier, features: torch.Tensor, same: torch.Tensor) -> None:
-    """Fit p = sigmoid(A z + B) on held-aside pairs (z: the classifier's raw logit)."""
-    with torch.no_grad():
-        z = model.raw_logit(features)
-    ab = nn.Parameter(torch.tensor([1.0, 0.0]))
-    _fit([ab], lambda: ab[0] * z + ab[1], same.float(), lambda: 0.0, 100)
-    with torch.no_grad():
-        model.platt.copy_(ab.detach())
-
-
 class Verifier:
     """A loaded verifier file: probability that two embeddings show the same person."""
 
@@ -135,11 +77,6 @@ class Verifier:
 
     def probability(self, a: npt.ArrayLike, b: npt.ArrayLike) -> float:
         return float(self.probabilities(a, b)[0])
-
-
-def save_verifier(path: Path, model: PairClassifier, header: dict[str, Any]) -> str:
-    header = {**header, "dim": model.dim, "hidden": model.hidden}
-    return save_checkpoint(path, KIND, header, dict(model.state_dict()))
 
 
 def load_verifier(path: Path, model: tuple[str, str] | None = None) -> Verifier:

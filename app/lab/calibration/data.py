@@ -15,9 +15,9 @@ from app.lab.evaluation.dataset import FaceSet
 from app.lab.evaluation.metrics import FloatArray
 from app.lab.evaluation.protocol import (
     EmbeddingMap,
+    all_pair_distances,
     embed_rows,
     embedding_dimension,
-    identity_groups,
     pairwise_squared_distances,
 )
 
@@ -58,11 +58,7 @@ class PairMatrix:
 
 def pair_matrix(face_set: FaceSet, embeddings: EmbeddingMap) -> PairMatrix:
     dim = embedding_dimension(face_set, embeddings)
-    paths, group_end = identity_groups(face_set, face_set.identities_with_at_least(2))
-    images = embed_rows(paths, embeddings, dim)
-    distances = pairwise_squared_distances(images.vectors, images.vectors)
-    distances[images.failed, :] = np.inf
-    distances[:, images.failed] = np.inf
+    distances, group_end = all_pair_distances(face_set, embeddings, dim)
     labels = np.unique(group_end, return_inverse=True)[1].astype(np.int64)
     return PairMatrix(distances=distances, labels=labels)
 

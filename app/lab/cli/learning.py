@@ -1,4 +1,4 @@
-"""Learning subcommands: train-triplet, train-verifier (app/learning)."""
+"""Learning subcommands: train-triplet, train-verifier (app/lab/learning)."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def run_train_triplet(args: argparse.Namespace) -> int:
 
 
 def run_train_verifier(args: argparse.Namespace) -> int:
-    from app.core.model.verifier import VerifierConfig
+    from app.lab.learning.verifier_fit import VerifierConfig
     from app.lab.learning.verifier_run import VerifierRun
     from app.lab.learning.verifier_run import run_train_verifier as train
 

@@ -11,7 +11,7 @@ Choices the protocol leaves open (all documented where they are made):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ SEED = 0
 
 IntArray = npt.NDArray[np.int64]
 EmbeddingMap = Mapping[Path, npt.NDArray[Any] | None]
+# (n, d), (m, d) -> (n, m) scores, smaller = more alike; the protocol's is the squared
+# distance, a learned verifier passes its own (app/lab/learning/scores.py)
+PairDistances = Callable[[FloatArray, FloatArray], FloatArray]
 
 
 # --- embeddings and distances ---------------------------------------------------------
@@ -149,18 +152,34 @@ def impostor_pair_indices(
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
+def all_pair_distances(
+    face_set: FaceSet,
+    embeddings: EmbeddingMap,
+    dim: int,
+    pair_distances: PairDistances = pairwise_squared_distances,
+) -> tuple[FloatArray, IntArray]:
+    """Distances between all images of identities with >= 2 images (+inf where one
+    failed), in `identity_groups` order, and that order's group ends."""
+    paths, group_end = identity_groups(face_set, face_set.identities_with_at_least(2))
+    images = embed_rows(paths, embeddings, dim)
+    distances = pair_distances(images.vectors, images.vectors)
+    distances[images.failed, :] = np.inf
+    distances[:, images.failed] = np.inf
+    return distances, group_end
+
+
+def genuine_and_impostor(
+    distances: FloatArray, group_end: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """The genuine and the (sampled) impostor pairs' entries of `all_pair_distances`."""
+    return distances[genuine_pair_indices(group_end)], distances[impostor_pair_indices(group_end)]
+
+
 def verification_distances(
     face_set: FaceSet, embeddings: EmbeddingMap, dim: int
 ) -> tuple[FloatArray, FloatArray]:
     """(genuine, impostor) distances over identities with >= 2 images; +inf where one failed."""
-    paths, group_end = identity_groups(face_set, face_set.identities_with_at_least(2))
-    images = embed_rows(paths, embeddings, dim)
-    distances = pairwise_squared_distances(images.vectors, images.vectors)
-    distances[images.failed, :] = np.inf
-    distances[:, images.failed] = np.inf
-    genuine = distances[genuine_pair_indices(group_end)]
-    impostor = distances[impostor_pair_indices(group_end)]
-    return genuine, impostor
+    return genuine_and_impostor(*all_pair_distances(face_set, embeddings, dim))
 
 
 # --- section 3 ------------------------------------------------------------------------
@@ -216,10 +235,12 @@ def open_set_design(face_set: FaceSet, embeddings: EmbeddingMap) -> OpenSetDesig
 
 
 def nearest_gallery_entries(
-    probes: EmbeddedImages, gallery: EmbeddedImages
+    probes: EmbeddedImages,
+    gallery: EmbeddedImages,
+    pair_distances: PairDistances = pairwise_squared_distances,
 ) -> tuple[FloatArray, IntArray]:
     """(distance, gallery index) of each probe's nearest entry; a failed probe gets +inf."""
-    distances = pairwise_squared_distances(probes.vectors, gallery.vectors)
+    distances = pair_distances(probes.vectors, gallery.vectors)
     nearest = np.argmin(distances, axis=1)  # ties: the first entry in gallery order
     nearest_distance = distances[np.arange(len(probes.paths)), nearest]
     nearest_distance[probes.failed] = np.inf
@@ -227,7 +248,10 @@ def nearest_gallery_entries(
 
 
 def open_set_searches(
-    face_set: FaceSet, embeddings: EmbeddingMap, dim: int
+    face_set: FaceSet,
+    embeddings: EmbeddingMap,
+    dim: int,
+    pair_distances: PairDistances = pairwise_squared_distances,
 ) -> OpenSetSearches | None:
     """The searches of section 3, or None when the gallery is empty."""
     design = open_set_design(face_set, embeddings)
@@ -236,11 +260,11 @@ def open_set_searches(
     gallery = embed_rows([path for _, path in design.gallery], embeddings, dim)
     mated = embed_rows([path for _, path in design.mated], embeddings, dim)
     non_mated = embed_rows(design.non_mated, embeddings, dim)
-    mated_distances, mated_nearest = nearest_gallery_entries(mated, gallery)
+    mated_distances, mated_nearest = nearest_gallery_entries(mated, gallery, pair_distances)
     gallery_names = np.array([name for name, _ in design.gallery], dtype=object)
     true_names = np.array([name for name, _ in design.mated], dtype=object)
     mated_correct = (gallery_names[mated_nearest] == true_names) & ~mated.failed
-    non_mated_distances, _ = nearest_gallery_entries(non_mated, gallery)
+    non_mated_distances, _ = nearest_gallery_entries(non_mated, gallery, pair_distances)
     return OpenSetSearches(
         mated_distances=mated_distances,
         mated_correct=np.asarray(mated_correct, dtype=bool),
@@ -271,9 +295,9 @@ def evaluate(
     report.update(_lfw_figures(face_set, embeddings, dim))
     genuine, impostor = verification_distances(face_set, embeddings, dim)
     has_pairs = genuine.size > 0 and impostor.size > 0
-    report.update(_verification_figures(genuine, impostor) if has_pairs else _no_verification())
+    report.update(verification_figures(genuine, impostor) if has_pairs else _no_verification())
     searches = open_set_searches(face_set, embeddings, dim)
-    report.update(_identification_figures(searches, default_tau))
+    report.update(identification_figures(searches, default_tau))
     report.update(
         images=len(face_set.images),
         failed_images=len(failed_files),
@@ -307,7 +331,7 @@ def _lfw_figures(face_set: FaceSet, embeddings: EmbeddingMap, dim: int) -> dict[
     return {"lfw_accuracy_mean": mean, "lfw_accuracy_std": std, "lfw_folds": per_fold}
 
 
-def _verification_figures(genuine: FloatArray, impostor: FloatArray) -> dict[str, Any]:
+def verification_figures(genuine: FloatArray, impostor: FloatArray) -> dict[str, Any]:
     tar_at_far = {}
     for far in FAR_TARGETS:
         tar, tau = metrics.tar_at_far(genuine, impostor, far)
@@ -323,7 +347,7 @@ def _no_verification() -> dict[str, Any]:
     return {"roc_auc": None, "eer": None, "tar_at_far": None}
 
 
-def _identification_figures(searches: OpenSetSearches | None, default_tau: float) -> dict[str, Any]:
+def identification_figures(searches: OpenSetSearches | None, default_tau: float) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "rank1": None,
         "fnir_at_fpir": None,

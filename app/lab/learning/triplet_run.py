@@ -16,14 +16,7 @@ import torch
 from app.core.config import Settings
 from app.core.errors import FacesvcError
 from app.core.model.backbones import load_backbone
-from app.core.model.checkpoint import save_checkpoint
-from app.core.model.head import (
-    HEAD_PREFIX,
-    KIND,
-    ProjectionHead,
-    calibration_header,
-    load_projected_backbone,
-)
+from app.core.model.head import ProjectionHead, load_projected_backbone
 from app.core.model.pipeline import FacePipeline
 from app.lab.evaluation.dataset import FaceSet, load_face_set
 from app.lab.learning.blocks import TunedNetwork, random_flip
@@ -36,6 +29,7 @@ from app.lab.learning.data import (
     subset,
 )
 from app.lab.learning.held_out import calibrate_on, protocol_summary
+from app.lab.learning.model_files import calibration_header, save_head
 from app.lab.learning.training import EpochStats, TripletConfig, train_triplet
 
 Target = Literal["head", "blocks"]
@@ -100,8 +94,7 @@ def run_train_triplet(
         "calibration": calibration_header(calibration),
         "training": {k: report[k] for k in ("data", "split", "config", "history")},
     }
-    tensors = {HEAD_PREFIX + k: v for k, v in head.state_dict().items()} | extra
-    report["version"] = save_checkpoint(run.out, KIND, header, tensors)
+    report["version"] = save_head(run.out, head, header, extra)
     report["file"] = str(run.out)
     return report
 
@@ -206,8 +199,7 @@ def _embed_with_file(
         "hidden": head.hidden,
         "calibration": calibration_header(pipeline.backbone.calibration),
     }
-    tensors = {HEAD_PREFIX + k: v for k, v in head.state_dict().items()} | extra
-    save_checkpoint(provisional, KIND, header, tensors)
+    save_head(provisional, head, header, extra)
     try:
         fresh = load_backbone(pipeline.backbone.name, _no_head(settings))
         variant = FacePipeline(

@@ -12,15 +12,7 @@ import torch
 
 from app.core.config import Settings
 from app.core.model.pipeline import FacePipeline
-from app.core.model.verifier import (
-    PairClassifier,
-    VerifierConfig,
-    fit_platt,
-    load_verifier,
-    pair_features,
-    save_verifier,
-    train_classifier,
-)
+from app.core.model.verifier import PairClassifier, load_verifier, pair_features
 from app.lab.evaluation.dataset import FaceSet, load_face_set
 from app.lab.evaluation.protocol import pairwise_squared_distances
 from app.lab.learning.data import (
@@ -31,6 +23,7 @@ from app.lab.learning.data import (
     split_identities,
     subset,
 )
+from app.lab.learning.model_files import save_verifier
 from app.lab.learning.pairs import Pairs, balanced_pairs
 from app.lab.learning.scores import (
     FloatArray,
@@ -38,6 +31,7 @@ from app.lab.learning.scores import (
     reliability,
     score_protocol,
 )
+from app.lab.learning.verifier_fit import VerifierConfig, fit_platt, train_classifier
 
 
 @dataclass(frozen=True)

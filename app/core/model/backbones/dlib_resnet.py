@@ -5,6 +5,7 @@ from dlib's own model file, parsed by `dlib_format` (no dlib code involved), con
 into a safetensors file in the cache directory and loaded from there afterwards. Outputs
 match dlib's `compute_face_descriptor` to 1e-5 per element (tests/test_dlib_resnet.py).
 """
+# Over 400 lines: one port (network, dlib weight loader, cache), checked as a whole against dlib.
 
 from __future__ import annotations
 
