@@ -94,4 +94,4 @@ async def with_inference(
     except FacesvcError as error:  # overloaded, timeout: the job itself still succeeded
         log.warning("identity check skipped: %s: %s", error.code, error.detail)
         return NO_FACE
-    return compare(original, stylised, await verify_threshold(sessions, engine))
+    return compare(original, stylised, await verify_threshold(sessions, inference))
