@@ -65,7 +65,7 @@ class Metrics:
             registry=self.registry,
         )
 
-        # The inference pool (app/inference); `kind` is "detect" or "embed".
+        # The inference pool (app/core/serving); `kind` is "detect" or "embed".
         self.queue_depth = Gauge(
             "facesvc_inference_queue_depth",
             "Jobs waiting for a worker.",
