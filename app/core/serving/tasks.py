@@ -2,8 +2,9 @@
 worker thread (thread backend) and in a worker process (process backend).
 
 A "detect" job is fused: decode, detect, choose, align and embed run together where the
-pipeline lives, so decoded images and aligned chips never cross a process boundary on
-the way in; the chips that come back (thumbnails) travel in shared memory.
+pipeline lives (the stages of `app.core.model.stages`, which `FacePipeline.analyze`
+runs too), so decoded images and aligned chips never cross a process boundary on the
+way in; the chips that come back (thumbnails) travel in shared memory.
 """
 
 from __future__ import annotations
