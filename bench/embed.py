@@ -39,6 +39,7 @@ from app.core.model.backbones.dlib_resnet import (
     find_model_file,
     load_dlib_resnet,
 )
+from app.core.model.options import BackboneOptions
 
 CHIPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "chips"
 
@@ -134,7 +135,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as cache:
-        backbone = load_dlib_resnet(Settings(cache_dir=Path(cache), device=args.device))
+        backbone = load_dlib_resnet(
+            BackboneOptions.of(Settings(cache_dir=Path(cache), device=args.device))
+        )
     net = dlib.face_recognition_model_v1(str(find_model_file()))
     chips = load_chips(max(args.batch_sizes))
     embedders = {

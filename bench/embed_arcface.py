@@ -23,6 +23,7 @@ from PIL import Image
 
 from app.core.config import Settings
 from app.core.model.backbones.arcface import load_arcface_onnx
+from app.core.model.options import BackboneOptions
 
 CHIPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "chips"
 
@@ -47,7 +48,7 @@ def main() -> None:
     import onnxruntime
 
     settings = Settings(arcface_onnx=args.model_file, device="cpu", torch_threads=args.threads)
-    backbone = load_arcface_onnx(settings)
+    backbone = load_arcface_onnx(BackboneOptions.of(settings))
     chips = load_chips(max(args.batch_sizes), backbone.input_size)
     print(f"model {args.model_file.name} ({backbone.version}), {backbone.embedding_size}-d")
     print(f"onnxruntime {onnxruntime.__version__}, nproc {os.cpu_count()}, threads {args.threads}")

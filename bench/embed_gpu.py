@@ -25,6 +25,7 @@ from PIL import Image
 
 from app.core.config import Settings
 from app.core.model.backbones.dlib_resnet import DlibResNetBackbone, load_dlib_resnet
+from app.core.model.options import BackboneOptions
 
 CHIPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "chips"
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -76,7 +77,9 @@ def run(device: str, batch_sizes: list[int], repeats: int) -> list[dict[str, flo
     torch.backends.cudnn.allow_tf32 = False  # fp32 stays fp32: the parity reference
     torch.backends.cuda.matmul.allow_tf32 = False
     with tempfile.TemporaryDirectory() as cache:
-        backbone = load_dlib_resnet(Settings(cache_dir=Path(cache), device=device))
+        backbone = load_dlib_resnet(
+            BackboneOptions.of(Settings(cache_dir=Path(cache), device=device))
+        )
     chips = real_chips(max(batch_sizes))
     all_pixels = torch.from_numpy(chips).to(backbone.device).permute(0, 3, 1, 2).float()
     rows = []

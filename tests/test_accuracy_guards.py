@@ -12,6 +12,7 @@ FACESVC_FLIP_FUSION=false the guards measure (and fail) the pipeline without fus
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def lfw_report(env_pipeline: FacePipeline) -> dict[str, Any]:
             fresh is not None and not np.allclose(fresh, cached, atol=1e-4)
         )
         assert not stale, (
-            f"the evaluation cache under {env_pipeline.settings.cache_dir / 'eval'} "
+            f"the evaluation cache under {env_pipeline.options.cache_dir / 'eval'} "
             f"disagrees with the code for {path.name}: delete it and run again"
         )
     calibration = env_pipeline.backbone.calibration
@@ -113,7 +114,7 @@ def test_flip_fusion_is_the_mean_of_the_two_passes() -> None:
     each computed on its own here, and differs from the plain one by a real amount."""
     fused_pipeline = FacePipeline.load(Settings(_env_file=None, flip_fusion=True))
     plain_pipeline = FacePipeline(
-        fused_pipeline.settings.model_copy(update={"flip_fusion": False}),
+        replace(fused_pipeline.options, flip_fusion=False),
         fused_pipeline.detector,
         fused_pipeline.backbone,
     )

@@ -27,6 +27,7 @@ from app.core.model.backbones.arcface import (
     ModelConfig,
     load_arcface_onnx,
 )
+from app.core.model.options import BackboneOptions
 from app.core.model.pipeline import FacePipeline
 from app.core.model.templates import ARCFACE_112
 from app.main import create_app
@@ -79,7 +80,9 @@ def export(net: nn.Module, path: Path, size: int = 112, dynamic_batch: bool = Tr
 
 
 def backbone_for(path: Path) -> ArcFaceOnnxBackbone:
-    return load_arcface_onnx(Settings(_env_file=None, arcface_onnx=path, device="cpu"))
+    return load_arcface_onnx(
+        BackboneOptions.of(Settings(_env_file=None, arcface_onnx=path, device="cpu"))
+    )
 
 
 def chips(count: int, size: int = 112, seed: int = 7) -> np.ndarray:
@@ -327,7 +330,9 @@ def real_model() -> Path:
 
 def test_real_weights_separate_people(real_model: Path, dlib_pipeline: FacePipeline) -> None:
     settings = Settings(_env_file=None, arcface_onnx=real_model, device="cpu")
-    pipeline = FacePipeline(settings, dlib_pipeline.detector, load_arcface_onnx(settings))
+    pipeline = FacePipeline(
+        settings, dlib_pipeline.detector, load_arcface_onnx(BackboneOptions.of(settings))
+    )
     assert pipeline.backbone.embedding_size >= 128
 
     def embed(name: str) -> np.ndarray:

@@ -23,6 +23,7 @@ from app.core.model.backbones.dlib_resnet import (
     load_dlib_resnet,
     network_spec,
 )
+from app.core.model.options import BackboneOptions
 
 CHIPS = Path(__file__).parent / "data" / "chips"
 TOLERANCE = 1e-5  # per element, against dlib's own output
@@ -41,7 +42,7 @@ def records(model_bytes: bytes) -> list[LayerRecord]:
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory: pytest.TempPathFactory) -> DlibResNetBackbone:
     settings = Settings(cache_dir=tmp_path_factory.mktemp("cache"), device="cpu")
-    return load_dlib_resnet(settings)
+    return load_dlib_resnet(BackboneOptions.of(settings))
 
 
 @pytest.fixture(scope="module")
@@ -245,12 +246,12 @@ def test_backbone_attributes(backbone: DlibResNetBackbone) -> None:
 
 def test_converted_weights_are_cached_and_reused(tmp_path: Path) -> None:
     settings = Settings(cache_dir=tmp_path, device="cpu")
-    first = load_dlib_resnet(settings)
+    first = load_dlib_resnet(BackboneOptions.of(settings))
     (cached,) = (tmp_path / "weights").glob("*.safetensors")
     assert first.version[2:] in cached.name and not first.loaded_from_cache
     written = cached.stat().st_mtime_ns
 
-    second = load_dlib_resnet(settings)
+    second = load_dlib_resnet(BackboneOptions.of(settings))
     assert second.loaded_from_cache
     assert cached.stat().st_mtime_ns == written  # read, not rewritten
     assert list((tmp_path / "weights").iterdir()) == [cached]  # no temp files left
@@ -260,12 +261,12 @@ def test_converted_weights_are_cached_and_reused(tmp_path: Path) -> None:
 
 def test_unreadable_cache_is_rebuilt(tmp_path: Path) -> None:
     settings = Settings(cache_dir=tmp_path, device="cpu")
-    load_dlib_resnet(settings)
+    load_dlib_resnet(BackboneOptions.of(settings))
     (cached,) = (tmp_path / "weights").glob("*.safetensors")
     cached.write_bytes(b"not a safetensors file")
-    rebuilt = load_dlib_resnet(settings)
+    rebuilt = load_dlib_resnet(BackboneOptions.of(settings))
     assert not rebuilt.loaded_from_cache
-    assert load_dlib_resnet(settings).loaded_from_cache
+    assert load_dlib_resnet(BackboneOptions.of(settings)).loaded_from_cache
 
 
 def test_missing_model_file_is_model_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,13 +74,13 @@ def test_other_formats_and_bad_input_get_decode_images_answer(decoder: DeviceDec
 
 
 def test_pipeline_decodes_a_batch_either_way_with_the_same_answers() -> None:
+    from dataclasses import replace
+
     from app.core.config import Settings
     from app.core.model.pipeline import FacePipeline
 
     on = FacePipeline.load(Settings(device="cpu", decode_on_device=True))
-    off = FacePipeline(
-        on.settings.model_copy(update={"decode_on_device": None}), on.detector, on.backbone
-    )
+    off = FacePipeline(replace(on.options, decode_on_device=None), on.detector, on.backbone)
     blobs = [(DATA / "Abdullah_Gul_0001.jpg").read_bytes(), b"", _encode(_photo(), "PNG")]
     for a, b in zip(on.decode_many(blobs), off.decode_many(blobs), strict=True):
         if isinstance(b, np.ndarray):
@@ -88,7 +88,6 @@ def test_pipeline_decodes_a_batch_either_way_with_the_same_answers() -> None:
         else:
             assert type(a) is type(b) and str(a) == str(b)
     # the detector implementation changes evaluation caches, not stored embeddings
-    facenet = FacePipeline(
-        on.settings.model_copy(update={"detect_impl": "facenet"}), on.detector, on.backbone
-    )
+    detector = replace(on.options.detector, detect_impl="facenet")
+    facenet = FacePipeline(replace(on.options, detector=detector), on.detector, on.backbone)
     assert facenet.model == on.model and facenet.fingerprint() != on.fingerprint()

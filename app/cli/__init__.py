@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from app.core.config import Settings
 from app.core.errors import FacesvcError
 
 
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Read once here and handed down (`app.core.command_line.settings_of`).
+    args.settings = Settings()
     try:
         return int(args.func(args) or 0)
     except FacesvcError as exc:

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.core.access import Scope
-from app.core.command_line import model_options, pipeline_from_args, with_session
-from app.core.config import Settings
+from app.core.command_line import model_options, pipeline_from_args, settings_of, with_session
 from app.core.store import db
 from app.core.store.repos import keys as keys
 
@@ -72,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
     """One pool server per machine (unless FACESVC_INFERENCE_BACKEND=thread), warm
     before the API processes start, and every process's metrics in one directory
     (docs/architecture.md)."""
-    settings = Settings()
+    settings = settings_of(args)
     # In a private runtime directory: the pool socket speaks pickles to its own user only.
     runtime = Path(tempfile.mkdtemp(prefix="facesvc-", dir=os.environ.get("XDG_RUNTIME_DIR")))
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before prometheus_client loads
@@ -112,14 +111,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = settings_of(args)
     db.upgrade(settings.database_url, args.revision)
     print(f"database at revision {args.revision}")
     return 0
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    row, key = with_session(lambda s: keys.create_key(s, args.name, args.scope))
+    row, key = with_session(settings_of(args), lambda s: keys.create_key(s, args.name, args.scope))
     print(f"created key {row.prefix} ({row.name}) with scopes {', '.join(row.scopes)}")
     print("store it now; it is shown only once:")
     print(key)
@@ -127,7 +126,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    rows = with_session(keys.list_keys)
+    rows = with_session(settings_of(args), keys.list_keys)
     print(f"{'prefix':<14} {'scopes':<22} {'created':<20} {'revoked':<20} name")
     for row in rows:
         revoked = f"{row.revoked_at:%Y-%m-%d %H:%M:%S}" if row.revoked_at else "-"
@@ -139,7 +138,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    row = with_session(lambda s: keys.revoke_key(s, args.prefix))
+    row = with_session(settings_of(args), lambda s: keys.revoke_key(s, args.prefix))
     print(f"revoked key {row.prefix} ({row.name})")
     return 0
 
@@ -150,7 +149,7 @@ def _reembed(args: argparse.Namespace) -> int:
     pipeline = pipeline_from_args(args)
     model = pipeline.model
     target = f"{model[0]} {model[1]}"
-    settings = Settings()
+    settings = settings_of(args)
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.core.config import Settings
+from app.core.command_line import settings_of
 from app.core.errors import ValidationFailed
 
 OPTION_FIELDS = (
@@ -85,12 +85,13 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     from app.core.model.decode import DecodeLimits, decode_image
     from app.core.model.device import resolve_device
+    from app.core.style.config import StyleConfig
     from app.core.style.networks import NetworkCache, network_spec
     from app.core.style.optimise import Costs, stylize
     from app.core.style.options import plan
     from app.domains.jobs.runner import encode_png
 
-    settings = Settings()
+    settings = settings_of(args)
     if args.device:
         settings = settings.model_copy(update={"device": args.device})
     if settings.torch_threads > 0:
@@ -98,12 +99,13 @@ def run_stylize(args: argparse.Namespace) -> int:
     if args.list_layers:
         print("\n".join(["input", *network_spec(args.network).layers()]))
         return 0
-    job_plan = plan(_options(args), settings)
+    style = StyleConfig.of(settings)
+    job_plan = plan(_options(args), style)
     limits = DecodeLimits(settings.max_image_bytes, settings.max_image_pixels)
     content_bytes = args.content.read_bytes()
     content = decode_image(content_bytes, limits)
-    style = decode_image(args.style.read_bytes(), limits)
-    network = NetworkCache(settings, resolve_device(settings.device)).get(job_plan.network)
+    painting = decode_image(args.style.read_bytes(), limits)
+    network = NetworkCache(style, resolve_device(settings.device)).get(job_plan.network)
 
     bar = tqdm(total=job_plan.steps, unit="step", file=sys.stderr)
 
@@ -114,7 +116,7 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        outcome = stylize(network, content, style, job_plan, on_step)
+        outcome = stylize(network, content, painting, job_plan, on_step)
     finally:
         bar.close()
     seconds = time.perf_counter() - started

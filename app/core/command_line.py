@@ -1,5 +1,6 @@
-"""Helpers every `facesvc` command shares, the service's and the lab's: model options,
-the pipeline they ask for, and a database session for one piece of work."""
+"""Helpers every `facesvc` command shares, the service's and the lab's: the command's
+settings, model options, the pipeline they ask for, and a database session for one
+piece of work."""
 
 from __future__ import annotations
 
@@ -28,8 +29,17 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The command's settings: read from the environment once per process, by
+    `app.cli.main`, and handed down on its arguments."""
+    settings = getattr(args, "settings", None)
+    if not isinstance(settings, Settings):
+        raise TypeError("the command's arguments carry no settings (run it through app.cli.main)")
+    return settings
+
+
 def pipeline_from_args(args: argparse.Namespace) -> FacePipeline:
-    settings = Settings()
+    settings = settings_of(args)
     if args.device:
         settings = settings.model_copy(update={"device": args.device})
     model = args.model
@@ -39,8 +49,7 @@ def pipeline_from_args(args: argparse.Namespace) -> FacePipeline:
     return FacePipeline.load(settings, model)
 
 
-def with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    settings = Settings()
+def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
 

@@ -301,7 +301,3 @@ class Settings(BaseSettings):
         if self.auto_migrate is not None:
             return self.auto_migrate
         return self.database_url.startswith("sqlite")
-
-
-def get_settings() -> Settings:
-    return Settings()

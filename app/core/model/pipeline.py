@@ -1,16 +1,17 @@
-"""One object that runs decode -> detect -> align -> embed, loaded once per process."""
+"""One object that runs decode -> detect -> align -> embed, loaded once per process.
+The order of the stages, and the choice among the faces, are in `app.core.model.stages`."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 
 from app.core.config import Settings
-from app.core.errors import FacesvcError, ModelUnavailable, MultipleFaces, NoFaceFound
+from app.core.errors import FacesvcError, ModelUnavailable
 from app.core.model.align import align_face
 from app.core.model.backbones import load_backbone
 from app.core.model.backbones.base import Backbone
@@ -25,9 +26,24 @@ from app.core.model.decode_budget import PixelBudget
 from app.core.model.detect import DetectorConfig, FaceDetector
 from app.core.model.device import resolve_device
 from app.core.model.gpu_decode import DeviceDecoder
-from app.core.model.types import AlignedFace, Detection, Embedding, RGBImage
+from app.core.model.options import DetectorOptions, ModelOptions
+from app.core.model.stages import (
+    Outcome,
+    analyze_batch,
+    analyze_decoded,
+    choose_faces,
+    results_of,
+)
+from app.core.model.types import (
+    AlignedFace,
+    Detection,
+    Embedding,
+    FaceResult,
+    FaceSelection,
+    RGBImage,
+)
 
-FaceSelection = Literal["single", "largest", "all"]
+__all__ = ["FacePipeline", "FaceResult", "FaceSelection", "load_detector"]
 
 
 class Detector(Protocol):
@@ -41,65 +57,66 @@ class Detector(Protocol):
     def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]: ...
 
 
-def load_detector(settings: Settings) -> Detector:
-    device = resolve_device(settings.device)
-    if settings.detector == "scrfd":
+def load_detector(source: DetectorOptions | Settings) -> Detector:
+    options = DetectorOptions.of(source)
+    device = resolve_device(options.device)
+    if options.detector == "scrfd":
         from app.core.model.scrfd import ScrfdDetector
 
-        if settings.scrfd_onnx is None:
+        if options.scrfd_onnx is None:
             raise ModelUnavailable("FACESVC_DETECTOR=scrfd needs FACESVC_SCRFD_ONNX (a file)")
         return ScrfdDetector(
-            settings.scrfd_onnx,
-            input_size=settings.scrfd_input_size,
+            options.scrfd_onnx,
+            input_size=options.scrfd_input_size,
             device=device,
-            threads=settings.torch_threads,
+            threads=options.torch_threads,
         )
     config = DetectorConfig(
-        min_face_size=settings.min_face_size,
-        score_threshold=settings.detection_threshold,
-        upsample_below=settings.detection_upsample_below,
-        max_side=settings.detection_max_side,
-        impl=settings.detect_impl,
+        min_face_size=options.min_face_size,
+        score_threshold=options.detection_threshold,
+        upsample_below=options.detection_upsample_below,
+        max_side=options.detection_max_side,
+        impl=options.detect_impl,
     )
     return FaceDetector(config, device)
 
 
-@dataclass(frozen=True)
-class FaceResult:
-    detection: Detection | None
-    embedding: Embedding  # (d,) float32
-    aligned: AlignedFace
-
-
 class FacePipeline:
-    def __init__(self, settings: Settings, detector: Detector, backbone: Backbone) -> None:
-        self.settings = settings
+    """`options`: what it reads of the settings (`ModelOptions`; `Settings` are narrowed)."""
+
+    def __init__(
+        self, options: ModelOptions | Settings, detector: Detector, backbone: Backbone
+    ) -> None:
+        self.options = options = ModelOptions.of(options)
         self.detector = detector
         self.backbone = backbone
         # Large images are decoded only as large as detection looks at them (its
         # downscaled copy); boxes are mapped back to the sent image's pixels.
         return_freed_images_to_the_system()
         self.limits = DecodeLimits(
-            settings.max_image_bytes,
-            settings.max_image_pixels,
-            work_side=settings.detection_max_side,
-            budget=PixelBudget(settings.decode_pixels_in_flight),
+            options.max_image_bytes,
+            options.max_image_pixels,
+            work_side=options.detector.detection_max_side,
+            budget=PixelBudget(options.decode_pixels_in_flight),
         )
-        device = resolve_device(settings.device)
-        on_device = settings.decode_on_device
+        device = resolve_device(options.device)
+        on_device = options.decode_on_device
         if on_device is None:  # nvjpeg on CUDA; on the CPU it is libjpeg-turbo, like PIL
             on_device = device.type == "cuda"
         self._device_decoder = DeviceDecoder(device, self.limits) if on_device else None
         self._dlib_aligner = None
-        if settings.landmarks == "dlib5":
+        if options.landmarks == "dlib5":
             from app.core.model.dlib_landmarks import DlibFivePointAligner
 
             self._dlib_aligner = DlibFivePointAligner(backbone.alignment.size)
 
     @classmethod
-    def load(cls, settings: Settings, model: str | None = None) -> FacePipeline:
+    def load(cls, source: ModelOptions | Settings, model: str | None = None) -> FacePipeline:
+        options = ModelOptions.of(source)
         return cls(
-            settings, load_detector(settings), load_backbone(model or settings.model, settings)
+            options,
+            load_detector(options.detector),
+            load_backbone(model or options.model, options.backbone),
         )
 
     @property
@@ -107,7 +124,7 @@ class FacePipeline:
         """(name, version) stored with every embedding: the backbone's version plus a
         digest of the settings that change its embeddings, so that a gallery enrolled
         with flip fusion, say, is never searched without it."""
-        s, alignment = self.settings, self.backbone.alignment
+        s, alignment = self.options, self.backbone.alignment
         parts = [
             np.asarray(alignment.template).round(4).tobytes().hex(),
             repr(alignment.weights),
@@ -121,7 +138,7 @@ class FacePipeline:
     def fingerprint(self) -> str:
         """A digest of everything that changes an embedding or which face is embedded,
         so evaluation caches never go stale."""
-        s = self.settings
+        s = self.options.detector
         parts = [
             *self.model,
             f"{s.min_face_size}/{s.detection_threshold}/{s.detection_upsample_below}",
@@ -170,7 +187,7 @@ class FacePipeline:
         still share their passes. SCRFD runs every image at its fixed input size."""
         if self.detector.name != "mtcnn":
             return [list(range(len(images)))] if images else []
-        side = self.settings.detection_max_side
+        side = self.options.detector.detection_max_side
         batches: list[list[int]] = []
         used = float(side * side)
         for i in sorted(range(len(images)), key=lambda i: images[i].shape[:2]):
@@ -195,7 +212,7 @@ class FacePipeline:
         re-normalised when the backbone normalises (measured in docs/accuracy.md).
         """
         batch = np.ascontiguousarray(np.stack(list(chips)))
-        if not self.settings.flip_fusion:
+        if not self.options.flip_fusion:
             return self.backbone.embed(batch)
         both = self.backbone.embed(np.concatenate([batch, batch[:, :, ::-1]]))
         fused = (both[: len(batch)] + both[len(batch) :]) / 2
@@ -204,17 +221,16 @@ class FacePipeline:
         return fused.astype(np.float32)
 
     def analyze(self, data: bytes, *, faces: FaceSelection = "single") -> list[FaceResult]:
-        return self.analyze_image(self.decode(data), faces=faces)
+        """The chosen faces of an encoded image, by the service's own stages."""
+        return results_of(analyze_batch(self, [data], [faces])[0])
 
     def analyze_image(
         self, image: RGBImage, *, faces: FaceSelection = "single"
     ) -> list[FaceResult]:
-        aligned = self.locate(image, faces=faces)
-        embeddings = self.embed_chips([face.chip for face in aligned])
-        return [
-            FaceResult(detection=face.detection, embedding=embedding, aligned=face)
-            for face, embedding in zip(aligned, embeddings, strict=True)
-        ]
+        """`analyze` for an image already decoded."""
+        outcomes: list[Outcome] = [(None, None, {})]
+        analyze_decoded(self, {0: image}, [faces], outcomes)
+        return results_of(outcomes[0])
 
     def locate(self, image: RGBImage, *, faces: FaceSelection = "single") -> list[AlignedFace]:
         """Detect, choose (`faces`) and align: everything before the embedding."""
@@ -224,19 +240,16 @@ class FacePipeline:
         self, image: RGBImage, detections: list[Detection], *, faces: FaceSelection = "single"
     ) -> list[AlignedFace]:
         """Choose among `detect`'s faces (`faces`) and align them."""
-        if not detections:
-            raise NoFaceFound("no face was found in the image")
-        if faces == "single" and len(detections) > 1:
-            raise MultipleFaces(
-                f"{len(detections)} faces were found; send a photo with one face "
-                "or ask for the largest one"
-            )
-        chosen = detections if faces == "all" else detections[:1]
+        return self.align_all(image, choose_faces(detections, faces))
+
+    def align_all(self, image: RGBImage, detections: Sequence[Detection]) -> list[AlignedFace]:
+        """Align each of `detect`'s faces (in the original image's pixels) in `image`,
+        which may be the reduced copy that `decode` gave."""
         sx, sy = image_scale(image)
         if sx == 1.0 and sy == 1.0:
-            return [self.align(image, detection) for detection in chosen]
+            return [self.align(image, detection) for detection in detections]
         pixels = np.asarray(image)
         return [  # align in this image's pixels, report in the original's
             replace(self.align(pixels, scale_detection(d, 1 / sx, 1 / sy)), detection=d)
-            for d in chosen
+            for d in detections
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -10,6 +11,10 @@ import numpy.typing as npt
 # An RGB image: uint8 array of shape (height, width, 3), C-contiguous.
 RGBImage = npt.NDArray[np.uint8]
 Embedding = npt.NDArray[np.float32]
+
+# Which of an image's faces a caller wants: exactly one (more is an error), the
+# largest, or every face. The CLI, the pipeline and the service all speak this.
+FaceSelection = Literal["single", "largest", "all"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +39,12 @@ class AlignedFace:
 
     chip: RGBImage  # (size, size, 3)
     detection: Detection | None  # None when the input already was an aligned crop
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One chosen face: where it is, its embedding and the crop that was embedded."""
+
+    detection: Detection | None
+    embedding: Embedding  # (d,) float32
+    aligned: AlignedFace

@@ -18,50 +18,29 @@ import asyncio
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 import numpy as np
 
 from app.core.errors import DeadlineExceeded, Overloaded
-from app.core.model.types import AlignedFace, Detection, Embedding, RGBImage
+from app.core.model.stages import Pipeline
+from app.core.model.types import Detection, Embedding, FaceResult, FaceSelection, RGBImage
 from app.core.serving import deadline as deadlines
 from app.core.serving.jobs import Kind, future_job
 from app.core.serving.pool import Pool, ThreadPool, batch_limits
 from app.core.serving.shm import ShmArray
-from app.core.serving.tasks import DetectRequest, EmbedRequest, FaceMode, Faces
+from app.core.serving.tasks import DetectRequest, EmbedRequest, Faces
 
 if TYPE_CHECKING:
     from app.core.config import Settings
     from app.core.model.backbones.base import Backbone
-    from app.core.model.pipeline import FaceResult
     from app.core.telemetry import Metrics
 
 __all__ = ["FaceInference", "FaceMode", "Pipeline", "backend_for", "batch_limits"]
 
 Backend = Literal["thread", "process"]
-
-
-class Pipeline(Protocol):
-    """What the service needs from `app.core.model.pipeline.FacePipeline`."""
-
-    @property
-    def backbone(self) -> Backbone: ...
-
-    @property
-    def model(self) -> tuple[str, str]: ...
-
-    def decode(self, data: bytes) -> RGBImage: ...
-
-    def detect(self, image: RGBImage) -> list[Detection]: ...
-
-    def detect_many(self, images: Sequence[RGBImage]) -> list[list[Detection]]: ...
-
-    def select(
-        self, image: RGBImage, detections: list[Detection], *, faces: FaceMode = "single"
-    ) -> list[AlignedFace]: ...
-
-    def embed_chips(self, chips: Sequence[RGBImage] | np.ndarray) -> Embedding: ...
+FaceMode = FaceSelection  # the same type, under the name app.domains.recognition imports
 
 
 def backend_for(settings: Settings, *, injected: bool) -> Backend:
@@ -128,24 +107,15 @@ class FaceInference:
         self,
         data: bytes,
         *,
-        faces: FaceMode = "single",
+        faces: FaceSelection = "single",
         timeout: float | None = None,
         deadline: float | None = None,
     ) -> list[FaceResult]:
-        from app.core.model.pipeline import FaceResult
-
         with self._admitted():
             found: Faces = await self._run(
                 "detect", DetectRequest(data, faces), self._deadline(deadline, timeout)
             )
-        chips = found.chips
-        assert isinstance(chips, np.ndarray)  # imported by the pool
-        return [
-            FaceResult(detection, embedding, AlignedFace(chip, detection))
-            for detection, embedding, chip in zip(
-                found.detections, found.embeddings, chips, strict=True
-            )
-        ]
+        return found.results()  # imported by the pool
 
     async def detect(
         self, data: bytes, *, timeout: float | None = None, deadline: float | None = None

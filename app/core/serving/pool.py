@@ -27,7 +27,7 @@ from app.core.serving.worker import Worker, count
 
 if TYPE_CHECKING:
     from app.core.config import Settings
-    from app.core.serving.inference import Pipeline
+    from app.core.model.stages import Pipeline
     from app.core.telemetry import Metrics
 
 log = logging.getLogger(__name__)

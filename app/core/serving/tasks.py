@@ -2,8 +2,9 @@
 worker thread (thread backend) and in a worker process (process backend).
 
 A "detect" job is fused: decode, detect, choose, align and embed run together where the
-pipeline lives, so decoded images and aligned chips never cross a process boundary on
-the way in; the chips that come back (thumbnails) travel in shared memory.
+pipeline lives (the stages of `app.core.model.stages`, which `FacePipeline.analyze`
+runs too), so decoded images and aligned chips never cross a process boundary on the
+way in; the chips that come back (thumbnails) travel in shared memory.
 """
 
 from __future__ import annotations
@@ -11,19 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 
-from app.core.errors import FacesvcError
-from app.core.model.types import Detection, Embedding, RGBImage
+from app.core.model.stages import FoundFaces, Pipeline, analyze_batch, face_results
+from app.core.model.types import Detection, Embedding, FaceResult, FaceSelection
 from app.core.serving.jobs import Kind, Timings
 from app.core.serving.shm import ShmArray, materialize
 
-if TYPE_CHECKING:
-    from app.core.serving.inference import Pipeline
-
-FaceMode = Literal["single", "largest", "all"]
 Outcome = tuple[Any, BaseException | None, Timings]
 
 
@@ -32,7 +29,7 @@ class DetectRequest:
     """Decode and detect; with `faces` set, also choose, align and embed the faces."""
 
     data: bytes
-    faces: FaceMode | None
+    faces: FaceSelection | None
 
 
 @dataclass(frozen=True)
@@ -48,11 +45,21 @@ class EmbedRequest:
 
 @dataclass(frozen=True)
 class Faces:
-    """A detect job's answer when it asked for faces: one row per face."""
+    """A detect job's answer when it asked for faces (`FoundFaces` on its way between
+    processes): one row per face."""
 
     detections: list[Detection]
     embeddings: Embedding  # (n, d)
     chips: np.ndarray | ShmArray  # (n, size, size, 3)
+
+    @classmethod
+    def of(cls, found: FoundFaces) -> Faces:
+        return cls(found.detections, found.embeddings, found.chips)
+
+    def results(self) -> list[FaceResult]:
+        """The faces, once imported (`imported`)."""
+        assert isinstance(self.chips, np.ndarray)
+        return face_results(self.detections, self.embeddings, self.chips)
 
     def exported(self) -> Faces:
         """This answer with its chips moved to shared memory (leaving a worker process)."""
@@ -87,45 +94,9 @@ def _embed(pipeline: Pipeline, requests: Sequence[EmbedRequest]) -> list[Outcome
 
 
 def _detect(pipeline: Pipeline, requests: Sequence[DetectRequest]) -> list[Outcome]:
-    """Decode each image, detect in all at once (same-size images share MTCNN's passes),
-    choose and align each job's faces, then embed every chip of the batch in one pass."""
-    outcomes: list[Outcome] = [(None, None, {}) for _ in requests]
-    images: dict[int, RGBImage] = {}
-    for i, request in enumerate(requests):
-        start = time.perf_counter()
-        try:
-            images[i] = pipeline.decode(request.data)
-        except FacesvcError as exc:  # invalid_image, too large, ...: the caller's answer
-            outcomes[i] = (None, exc, {})
-        outcomes[i][2]["decode"] = time.perf_counter() - start
-    start = time.perf_counter()
-    found = dict(zip(images, pipeline.detect_many(list(images.values())), strict=True))
-    took = time.perf_counter() - start
-    chosen: dict[int, list[Any]] = {}
-    for i, detections in found.items():
-        timings = outcomes[i][2]
-        timings["detect"] = took
-        faces = requests[i].faces
-        if faces is None:
-            outcomes[i] = (detections, None, timings)
-            continue
-        start = time.perf_counter()
-        try:
-            chosen[i] = pipeline.select(images[i], detections, faces=faces)
-        except FacesvcError as exc:  # no_face, multiple_faces
-            outcomes[i] = (None, exc, timings)
-        timings["align"] = time.perf_counter() - start
-    if chosen:
-        chips = np.stack([face.chip for faces in chosen.values() for face in faces])
-        start = time.perf_counter()
-        embeddings = pipeline.embed_chips(chips)
-        took = time.perf_counter() - start
-        offset = 0
-        for i, aligned in chosen.items():
-            n = len(aligned)
-            detections = [face.detection for face in aligned]
-            answer = Faces(detections, embeddings[offset : offset + n], chips[offset : offset + n])
-            outcomes[i][2]["embed"] = took
-            outcomes[i] = (answer, None, outcomes[i][2])
-            offset += n
-    return outcomes
+    """The pipeline's stages over the whole batch (`app.core.model.stages`): same-size
+    images share MTCNN's passes, every chip of the batch one forward pass."""
+    outcomes = analyze_batch(
+        pipeline, [request.data for request in requests], [request.faces for request in requests]
+    )
+    return [(Faces.of(v) if isinstance(v, FoundFaces) else v, e, t) for v, e, t in outcomes]

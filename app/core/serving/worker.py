@@ -17,7 +17,7 @@ from app.core.serving.scheduler import Scheduler
 from app.core.serving.tasks import Outcome, run_batch
 
 if TYPE_CHECKING:
-    from app.core.serving.inference import Pipeline
+    from app.core.model.stages import Pipeline
     from app.core.telemetry import Metrics
 
 log = logging.getLogger(__name__)

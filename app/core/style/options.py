@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.config import Settings
 from app.core.errors import ValidationFailed
+from app.core.style.config import StyleConfig
 from app.core.style.networks import network_spec
 
 T = TypeVar("T")
@@ -74,16 +75,17 @@ def _pick(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def plan(options: StyleOptions, settings: Settings) -> Plan:
+def plan(options: StyleOptions, config: StyleConfig | Settings) -> Plan:
     """Fill defaults and check limits and layer names; raises ValidationFailed."""
+    limits = StyleConfig.of(config)
     spec = network_spec(options.network)
     defaults = spec.defaults
-    steps = _pick(options.steps, settings.stylize_default_steps)
-    if steps > settings.stylize_max_steps:
-        raise ValidationFailed(f"steps: at most {settings.stylize_max_steps}")
-    max_side = _pick(options.max_side, settings.stylize_default_side)
-    if max_side > settings.stylize_max_side:
-        raise ValidationFailed(f"max_side: at most {settings.stylize_max_side}")
+    steps = _pick(options.steps, limits.stylize_default_steps)
+    if steps > limits.stylize_max_steps:
+        raise ValidationFailed(f"steps: at most {limits.stylize_max_steps}")
+    max_side = _pick(options.max_side, limits.stylize_default_side)
+    if max_side > limits.stylize_max_side:
+        raise ValidationFailed(f"max_side: at most {limits.stylize_max_side}")
     style_layers = _pick(options.style_layers, defaults.style_layers)
     if not style_layers:
         raise ValidationFailed("style_layers: name at least one layer")
@@ -106,5 +108,5 @@ def plan(options: StyleOptions, settings: Settings) -> Plan:
         tv_weight=_pick(options.tv_weight, defaults.tv_weight),
         pyramid_levels=_pick(options.pyramid_levels, defaults.pyramid_levels),
         shift_average=_pick(options.shift_average, defaults.shift_average),
-        normalisation=_pick(options.normalisation, settings.stylize_gram_normalisation),
+        normalisation=_pick(options.normalisation, limits.stylize_gram_normalisation),
     )

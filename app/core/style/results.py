@@ -9,12 +9,14 @@ import uuid
 from pathlib import Path
 
 from app.core.config import Settings
+from app.core.style.config import StyleConfig
 
 
 class ResultStore:
-    def __init__(self, settings: Settings) -> None:
-        self.in_database = settings.stylize_storage == "database"
-        self.directory = settings.stylize_results_dir
+    def __init__(self, config: StyleConfig | Settings) -> None:
+        config = StyleConfig.of(config)
+        self.in_database = config.stylize_storage == "database"
+        self.directory = config.stylize_results_dir
 
     def put(self, job_id: uuid.UUID, png: bytes) -> tuple[str | None, bytes | None]:
         """(result_path, result_png) for the job's row: one of them is set."""

@@ -126,7 +126,7 @@ def _source(args: argparse.Namespace, result: dict[str, Any]) -> str:
 
 
 def _save(result: dict[str, Any], model: tuple[str, str], args: argparse.Namespace) -> int:
-    from app.core.command_line import with_session
+    from app.core.command_line import settings_of, with_session
     from app.core.store.repos import calibrations as repository
     from app.core.store.rows.calibrations import StoredCalibration
 
@@ -143,7 +143,9 @@ def _save(result: dict[str, Any], model: tuple[str, str], args: argparse.Namespa
         follow_gallery=not args.fixed_gallery,
         report=report,
     )
-    saved: StoredCalibration = with_session(lambda session: repository.add(session, row))
+    saved: StoredCalibration = with_session(
+        settings_of(args), lambda session: repository.add(session, row)
+    )
     return saved.id
 
 

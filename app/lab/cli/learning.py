@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.core.command_line import settings_of
 from app.core.config import Settings
 
 
@@ -69,10 +70,10 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _settings() -> Settings:
+def _settings(args: argparse.Namespace) -> Settings:
     import torch
 
-    settings = Settings()
+    settings = settings_of(args)
     if settings.torch_threads > 0:
         torch.set_num_threads(settings.torch_threads)
     return settings
@@ -87,7 +88,7 @@ def run_train_triplet(args: argparse.Namespace) -> int:
     from app.lab.learning.triplet_run import TripletRun
     from app.lab.learning.triplet_run import run_train_triplet as train
 
-    settings = _settings()
+    settings = _settings(args)
     config = TripletConfig(
         mining=args.mining,
         margin=args.margin,
@@ -128,7 +129,7 @@ def run_train_verifier(args: argparse.Namespace) -> int:
     from app.lab.learning.verifier_run import VerifierRun
     from app.lab.learning.verifier_run import run_train_verifier as train
 
-    settings = _settings()
+    settings = _settings(args)
     run = VerifierRun(
         data=args.data,
         out=args.out,

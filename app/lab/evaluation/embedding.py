@@ -21,7 +21,7 @@ def embed_set(
 
     cache = None
     if use_cache:
-        folder = cache_folder or pipeline.settings.cache_dir / "eval"
+        folder = cache_folder or pipeline.options.cache_dir / "eval"
         cache = EmbeddingCache(folder, _cache_key(pipeline, face_set.name))
 
     def embed_one(path: Path) -> np.ndarray | None:

@@ -8,45 +8,47 @@ from dataclasses import dataclass
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.backbones.base import Backbone, Calibration
+from app.core.model.options import BackboneOptions
 
 
-def _dlib_resnet(settings: Settings) -> Backbone:
+def _dlib_resnet(options: BackboneOptions) -> Backbone:
     from app.core.model.backbones.dlib_resnet import load_dlib_resnet
 
-    return load_dlib_resnet(settings)
+    return load_dlib_resnet(options)
 
 
-def _facenet_vggface2(settings: Settings) -> Backbone:
+def _facenet_vggface2(options: BackboneOptions) -> Backbone:
     from app.core.model.backbones.facenet import load_facenet_vggface2
 
-    return load_facenet_vggface2(settings)
+    return load_facenet_vggface2(options)
 
 
-def _arcface_onnx(settings: Settings) -> Backbone:
+def _arcface_onnx(options: BackboneOptions) -> Backbone:
     from app.core.model.backbones.arcface import load_arcface_onnx
 
-    return load_arcface_onnx(settings)
+    return load_arcface_onnx(options)
 
 
 # Imports stay inside the loaders: each backbone pulls in only what it needs.
-BACKBONES: dict[str, Callable[[Settings], Backbone]] = {
+BACKBONES: dict[str, Callable[[BackboneOptions], Backbone]] = {
     "dlib-resnet-v1": _dlib_resnet,
     "facenet-vggface2": _facenet_vggface2,
     "arcface-onnx": _arcface_onnx,
 }
 
 
-def load_backbone(name: str, settings: Settings) -> Backbone:
+def load_backbone(name: str, source: BackboneOptions | Settings) -> Backbone:
     try:
         loader = BACKBONES[name]
     except KeyError:
         known = ", ".join(sorted(BACKBONES))
         raise ModelUnavailable(f"unknown model {name!r}; known models: {known}") from None
-    if settings.projection_head is not None:  # a trained variant (app/core/model/head.py)
+    options = BackboneOptions.of(source)
+    if options.projection_head is not None:  # a trained variant (app/core/model/head.py)
         from app.core.model.head import load_projected_backbone
 
-        return load_projected_backbone(loader(settings), settings.projection_head)
-    return loader(settings)
+        return load_projected_backbone(loader(options), options.projection_head)
+    return loader(options)
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,13 @@ class BackboneInfo:
         return cls(backbone.name, backbone.licence, backbone.embedding_size, backbone.calibration)
 
 
-def configured_backbones(settings: Settings, active: Backbone) -> list[BackboneInfo]:
+def configured_backbones(
+    source: BackboneOptions | Settings, active: Backbone
+) -> list[BackboneInfo]:
     """The active backbone, then every other one whose weights are present or configured."""
     from app.core.model.backbones import dlib_resnet, facenet
 
+    options = BackboneOptions.of(source)
     infos = [BackboneInfo.of(active)]
     candidates: list[Callable[[], BackboneInfo]] = [
         lambda: BackboneInfo(
@@ -76,7 +81,7 @@ def configured_backbones(settings: Settings, active: Backbone) -> list[BackboneI
             dlib_resnet.CALIBRATION,
         )
     ]
-    if settings.facenet_weights is not None and settings.facenet_weights.is_file():
+    if options.facenet_weights is not None and options.facenet_weights.is_file():
         candidates.append(
             lambda: BackboneInfo(
                 facenet.FacenetBackbone.name,
@@ -85,10 +90,10 @@ def configured_backbones(settings: Settings, active: Backbone) -> list[BackboneI
                 facenet.UNCALIBRATED,
             )
         )
-    if settings.arcface_onnx is not None:
+    if options.arcface_onnx is not None:
         from app.core.model.backbones.arcface import describe_arcface_onnx
 
-        candidates.append(lambda: BackboneInfo.of(describe_arcface_onnx(settings)))
+        candidates.append(lambda: BackboneInfo.of(describe_arcface_onnx(options)))
     for describe in candidates:
         try:
             info = describe()

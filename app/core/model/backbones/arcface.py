@@ -27,11 +27,11 @@ import numpy.typing as npt
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.align import Alignment
 from app.core.model.backbones.base import Calibration
 from app.core.model.device import resolve_device
+from app.core.model.options import BackboneOptions
 from app.core.model.templates import ARCFACE_112
 from app.core.model.types import Embedding, RGBImage
 
@@ -121,8 +121,8 @@ def read_config(model_file: Path) -> ModelConfig:
         raise ModelUnavailable(f"{path}: invalid arcface-onnx sidecar: {exc}") from exc
 
 
-def find_model_file(settings: Settings) -> Path:
-    path = settings.arcface_onnx
+def find_model_file(options: BackboneOptions) -> Path:
+    path = options.arcface_onnx
     if path is None:
         raise ModelUnavailable(
             "arcface-onnx needs an ArcFace-family model in ONNX: set FACESVC_ARCFACE_ONNX "
@@ -228,14 +228,14 @@ class ArcFaceOnnxBackbone:
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-def load_arcface_onnx(settings: Settings) -> ArcFaceOnnxBackbone:
-    path = find_model_file(settings)
-    if settings.torch_threads > 0:
+def load_arcface_onnx(options: BackboneOptions) -> ArcFaceOnnxBackbone:
+    path = find_model_file(options)
+    if options.torch_threads > 0:
         # The detector still runs in torch; on a shared CPU one thread each avoids
         # oversubscription (MTCNN went from 2.3 s to 0.14 s per photo on a busy host).
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(options.torch_threads)
     return ArcFaceOnnxBackbone(
-        path, read_config(path), resolve_device(settings.device), settings.torch_threads
+        path, read_config(path), resolve_device(options.device), options.torch_threads
     )
 
 
@@ -244,10 +244,10 @@ def _describe(path: Path, stamps: tuple[int, int]) -> ArcFaceOnnxBackbone:
     return ArcFaceOnnxBackbone(path, read_config(path), torch.device("cpu"), threads=1)
 
 
-def describe_arcface_onnx(settings: Settings) -> ArcFaceOnnxBackbone:
+def describe_arcface_onnx(options: BackboneOptions) -> ArcFaceOnnxBackbone:
     """A CPU instance for listing (GET /v1/models), loaded again only when the model
     file or its sidecar changes."""
-    path = find_model_file(settings)
+    path = find_model_file(options)
     sidecar = sidecar_path(path)
     stamps = (path.stat().st_mtime_ns, sidecar.stat().st_mtime_ns if sidecar.is_file() else 0)
     return _describe(path, stamps)

@@ -27,11 +27,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.backbones.base import Calibration
 from app.core.model.backbones.dlib_format import LayerRecord, NetSpec, Node, parse_network
 from app.core.model.device import resolve_device
+from app.core.model.options import BackboneOptions
 from app.core.model.templates import DLIB_CHIP_150
 from app.core.model.types import Embedding, RGBImage
 
@@ -453,15 +453,15 @@ class DlibResNetBackbone:
         return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
 
 
-def load_dlib_resnet(settings: Settings) -> DlibResNetBackbone:
-    if settings.torch_threads > 0:
-        torch.set_num_threads(settings.torch_threads)
+def load_dlib_resnet(options: BackboneOptions) -> DlibResNetBackbone:
+    if options.torch_threads > 0:
+        torch.set_num_threads(options.torch_threads)
     dat_path = find_model_file()
-    model, sha256, from_cache = load_model(dat_path, settings.cache_dir)
+    model, sha256, from_cache = load_model(dat_path, options.cache_dir)
     return DlibResNetBackbone(
         model,
         version=f"1+{sha256[:12]}",
-        device=resolve_device(settings.device),
-        half=settings.half_precision,
+        device=resolve_device(options.device),
+        half=options.half_precision,
         loaded_from_cache=from_cache,
     )

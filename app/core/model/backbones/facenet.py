@@ -15,11 +15,11 @@ import numpy.typing as npt
 import torch
 from facenet_pytorch import InceptionResnetV1
 
-from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.align import Alignment
 from app.core.model.backbones.base import Calibration
 from app.core.model.device import resolve_device
+from app.core.model.options import BackboneOptions
 from app.core.model.templates import ARCFACE_112
 from app.core.model.types import Embedding, RGBImage
 
@@ -42,10 +42,10 @@ UNCALIBRATED = Calibration(
 )
 
 
-def find_weights(settings: Settings) -> Path:
+def find_weights(options: BackboneOptions) -> Path:
     """The configured file, else facenet-pytorch's own cache location."""
-    if settings.facenet_weights is not None:
-        candidates = [settings.facenet_weights]
+    if options.facenet_weights is not None:
+        candidates = [options.facenet_weights]
     else:
         torch_home = os.getenv(
             "TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
@@ -100,7 +100,7 @@ class FacenetBackbone:
         return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
 
 
-def load_facenet_vggface2(settings: Settings) -> FacenetBackbone:
+def load_facenet_vggface2(options: BackboneOptions) -> FacenetBackbone:
     return FacenetBackbone(
-        find_weights(settings), resolve_device(settings.device), settings.half_precision
+        find_weights(options), resolve_device(options.device), options.half_precision
     )
