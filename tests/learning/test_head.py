@@ -11,8 +11,8 @@ import torch
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable
 from app.core.model.backbones.base import Calibration
+from app.core.model.backbones.projected import KIND, ProjectionHead
 from app.core.model.checkpoint import load_checkpoint
-from app.core.model.head import KIND, ProjectionHead
 from app.core.model.pipeline import FacePipeline
 from app.lab.evaluation.dataset import load_face_set
 from app.lab.learning import model_files

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from app.core.errors import ModelUnavailable
-from app.core.model.backbones.dlib_resnet import file_sha256
+from app.core.model.digest import file_sha256
 
 FORMAT = 1
 

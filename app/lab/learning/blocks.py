@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.core.model.backbones.dlib_resnet import DlibResNet
-from app.core.model.head import BACKBONE_PREFIX, ProjectionHead
+from app.core.model.backbones.projected import BACKBONE_PREFIX, ProjectionHead
 
 
 class TunedNetwork(nn.Module):

@@ -1,6 +1,7 @@
-"""Writing the learned-model files that the core loads (app/core/model/checkpoint.py reads
-them, app/core/model/head.py and verifier.py turn them into models). Only the lab writes
-them: the service never trains, it loads the file an operator points it to."""
+"""Writing the learned-model files that the core loads (app/core/model/checkpoint.py
+reads them; app/core/model/backbones/projected.py and app/core/model/verifier.py turn them
+into models). Only the lab writes them: the service never trains, it loads the file an
+operator points it to."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import torch
 from safetensors.torch import save_file
 
 from app.core.model.backbones.base import Calibration
-from app.core.model.backbones.dlib_resnet import file_sha256
+from app.core.model.backbones.projected import HEAD_PREFIX
+from app.core.model.backbones.projected import KIND as HEAD_KIND
 from app.core.model.checkpoint import FORMAT
-from app.core.model.head import HEAD_PREFIX
-from app.core.model.head import KIND as HEAD_KIND
+from app.core.model.digest import file_sha256
 from app.core.model.verifier import KIND as VERIFIER_KIND
 from app.core.model.verifier import PairClassifier
 

