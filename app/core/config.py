@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 
 def _default_database_url() -> str:
@@ -151,7 +157,7 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body; unset means room for two images in base64.",
     )
-    # --- inference worker pool (app/inference, docs/architecture.md) ---
+    # --- inference worker pool (app/core/serving, docs/architecture.md) ---
     inference_backend: Literal["auto", "process", "thread"] = Field(
         "auto",
         description="Where inference runs: 'process' (worker processes, one pipeline "
@@ -242,7 +248,7 @@ class Settings(BaseSettings):
         "`metrics` (or `admin`) scope (in open mode anyone), or not served.",
     )
 
-    # --- style transfer jobs (app/stylize) ---
+    # --- style transfer jobs (app/domains/jobs, app/core/style) ---
     stylize_workers: int = Field(
         1,
         ge=0,
@@ -301,3 +307,10 @@ class Settings(BaseSettings):
         if self.auto_migrate is not None:
             return self.auto_migrate
         return self.database_url.startswith("sqlite")
+
+
+def settings_subset(cls: type[D], settings: Settings, **parts: Any) -> D:
+    """The options dataclass `cls` whose fields are the settings of the same names
+    (FACESVC_<NAME>); `parts` gives the fields that are not settings (nested options)."""
+    names = {field.name for field in dataclasses.fields(cls)} - parts.keys()
+    return cls(**{name: getattr(settings, name) for name in names}, **parts)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from app.core.config import Settings
+from app.core.config import Settings, settings_subset
 
 
 @dataclass(frozen=True)
@@ -24,17 +24,7 @@ class BackboneOptions:
 
     @classmethod
     def of(cls, source: Settings | BackboneOptions) -> BackboneOptions:
-        if isinstance(source, BackboneOptions):
-            return source
-        return cls(
-            device=source.device,
-            half_precision=source.half_precision,
-            torch_threads=source.torch_threads,
-            cache_dir=source.cache_dir,
-            facenet_weights=source.facenet_weights,
-            arcface_onnx=source.arcface_onnx,
-            projection_head=source.projection_head,
-        )
+        return source if isinstance(source, BackboneOptions) else settings_subset(cls, source)
 
 
 @dataclass(frozen=True)
@@ -52,20 +42,7 @@ class DetectorOptions:
 
     @classmethod
     def of(cls, source: Settings | DetectorOptions) -> DetectorOptions:
-        if isinstance(source, DetectorOptions):
-            return source
-        return cls(
-            detector=source.detector,
-            device=source.device,
-            torch_threads=source.torch_threads,
-            min_face_size=source.min_face_size,
-            detection_threshold=source.detection_threshold,
-            detection_upsample_below=source.detection_upsample_below,
-            detection_max_side=source.detection_max_side,
-            detect_impl=source.detect_impl,
-            scrfd_onnx=source.scrfd_onnx,
-            scrfd_input_size=source.scrfd_input_size,
-        )
+        return source if isinstance(source, DetectorOptions) else settings_subset(cls, source)
 
 
 @dataclass(frozen=True)
@@ -84,17 +61,8 @@ class ModelOptions:
     def of(cls, source: Settings | ModelOptions) -> ModelOptions:
         if isinstance(source, ModelOptions):
             return source
-        return cls(
-            model=source.model,
-            backbone=BackboneOptions.of(source),
-            detector=DetectorOptions.of(source),
-            max_image_bytes=source.max_image_bytes,
-            max_image_pixels=source.max_image_pixels,
-            decode_pixels_in_flight=source.decode_pixels_in_flight,
-            decode_on_device=source.decode_on_device,
-            landmarks=source.landmarks,
-            flip_fusion=source.flip_fusion,
-        )
+        parts = {"backbone": BackboneOptions.of(source), "detector": DetectorOptions.of(source)}
+        return settings_subset(cls, source, **parts)
 
     @property
     def device(self) -> str:

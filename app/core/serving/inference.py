@@ -37,10 +37,9 @@ if TYPE_CHECKING:
     from app.core.model.backbones.base import Backbone
     from app.core.telemetry import Metrics
 
-__all__ = ["FaceInference", "FaceMode", "Pipeline", "backend_for", "batch_limits"]
+__all__ = ["FaceInference", "Pipeline", "backend_for", "batch_limits"]
 
 Backend = Literal["thread", "process"]
-FaceMode = FaceSelection  # the same type, under the name app.domains.recognition imports
 
 
 def backend_for(settings: Settings, *, injected: bool) -> Backend:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from app.core.config import Settings
+from app.core.config import Settings, settings_subset
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,4 @@ class StyleConfig:
 
     @classmethod
     def of(cls, source: Settings | StyleConfig) -> StyleConfig:
-        if isinstance(source, StyleConfig):
-            return source
-        return cls(
-            stylize_default_steps=source.stylize_default_steps,
-            stylize_max_steps=source.stylize_max_steps,
-            stylize_default_side=source.stylize_default_side,
-            stylize_max_side=source.stylize_max_side,
-            stylize_gram_normalisation=source.stylize_gram_normalisation,
-            cache_dir=source.cache_dir,
-            stylize_torchvision_vgg19=source.stylize_torchvision_vgg19,
-            stylize_storage=source.stylize_storage,
-            stylize_results_dir=source.stylize_results_dir,
-        )
+        return source if isinstance(source, StyleConfig) else settings_subset(cls, source)

@@ -23,9 +23,9 @@ from app.core.decision.distance import is_match, squared_distance
 from app.core.decision.thresholds import Thresholds
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.model.backbones.base import Calibration
-from app.core.model.types import Embedding
+from app.core.model.types import Embedding, FaceSelection
 from app.core.model.verifier import Verifier
-from app.core.serving.inference import FaceInference, FaceMode
+from app.core.serving.inference import FaceInference
 from app.core.store.codec import embedding_from_bytes
 from app.core.store.index_sync import catch_up
 from app.core.store.repos import identities as repo
@@ -140,7 +140,7 @@ class RecognitionService:
 
     async def compare(self, form: CompareForm) -> CompareOut:
         self._thresholds.check(form.threshold)
-        mode: FaceMode = "largest" if form.largest_face else "single"
+        mode: FaceSelection = "largest" if form.largest_face else "single"
         analyze = self._inference.analyze
         # gather, not a task group: the first domain error (e.g. no_face) must surface as such
         (a,), (b,) = await asyncio.gather(
