@@ -233,7 +233,7 @@ def wait_ready(target: Target, timeout: float) -> None:
 
 def enroll_people(target: Target, prefix: str) -> None:
     """Enroll every person of the mix from photo 1; 409 (enrolled earlier) is fine."""
-    from tests.service.factories import photo
+    from tests.support.factories import photo
 
     headers = {"x-api-key": target.key} if target.key else {}
     with httpx.Client(base_url=target.url, timeout=120, headers=headers) as http:

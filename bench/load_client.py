@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bench.load_stats import SUCCESS, Tally, retry_after_ok, server_ms, transport_kind
-from tests.service.factories import people, photo
+from tests.support.factories import people, photo
 
 PEOPLE = people()
 BOUNDARY = "facesvc-bench-7d1f0c"

@@ -1,7 +1,7 @@
 """What bench/http_load.py counts, as plain data: one `Tally` per client process, merged.
 
 Pure functions and dataclasses only (no sockets, no server), so the arithmetic is tested on
-its own (tests/test_bench_http_load.py).
+its own (tests/benchmarks/test_bench_http_load.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Two implementations of the same algorithm: "batched" (app/core/model/mtcnn_batched.py, every
 stage once over the whole batch, any image sizes) and "facenet" (facenet-pytorch's own
 `detect`, which batches only same-size images and crops candidates one by one). Their
-boxes agree within 1e-4 px (tests/test_mtcnn_batched.py), except rarely where saturated
+boxes agree within 1e-4 px (tests/core/model/test_mtcnn_batched.py), except rarely where saturated
 scores tie and rounding orders them differently (docs/performance.md)."""
 
 from __future__ import annotations

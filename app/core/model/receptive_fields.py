@@ -5,7 +5,7 @@ A unit at output position i of a layer sees input pixels [i * jump + low, i * ju
 (per axis). A convolution or pooling with kernel k, stride s and padding p maps
 (jump, low, high) of its input to (jump * s, low - p * jump, high + (k - 1 - p) * jump).
 A residual block's output sees the union of its two paths (3x3 convolutions and the
-identity or 2x2 average-pool skip). tests/test_explain.py checks the result against
+identity or 2x2 average-pool skip). tests/lab/test_explain.py checks the result against
 where the gradient of a unit actually reaches.
 """
 

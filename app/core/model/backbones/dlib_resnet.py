@@ -3,7 +3,7 @@
 The network is the one in dlib's examples/dnn_face_recognition_ex.cpp. Its weights come
 from dlib's own model file, parsed by `dlib_format` (no dlib code involved), converted once
 into a safetensors file in the cache directory and loaded from there afterwards. Outputs
-match dlib's `compute_face_descriptor` to 1e-5 per element (tests/test_dlib_resnet.py).
+match dlib's `compute_face_descriptor` to 1e-5 per element (tests/core/model/test_dlib_resnet.py).
 """
 # Over 400 lines: one port (network, dlib weight loader, cache), checked as a whole against dlib.
 

@@ -1,0 +1,89 @@
+"""1:N with cohort score normalisation (FACESVC_IDENTIFY_SCORE=cohort): the decision is
+on d1 / c, c the probe's mean distance to its k nearest faces of never-enrolled people.
+Real model, real photos, SQLite and Postgres."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.core.decision.cohort import Cohort
+from app.core.errors import ModelUnavailable
+from app.core.model.pipeline import FacePipeline
+from tests.support.factories import people, photo
+from tests.support.service import MakeApi
+
+ENROLLED, STRANGERS = people()[:4], people()[4:]
+
+
+@pytest.fixture
+def cohort_file(pipeline: FacePipeline, tmp_path: Path) -> Path:
+    vectors = [pipeline.analyze(photo(person))[0].embedding for person in STRANGERS]
+    path = tmp_path / "cohort.npy"
+    np.save(path, np.stack(vectors).astype(np.float32))
+    return path
+
+
+def test_recognize_decides_on_the_cohort_normalised_score(
+    make_api: MakeApi, pipeline: FacePipeline, cohort_file: Path
+) -> None:
+    api = make_api(identify_score="cohort", cohort_file=cohort_file, cohort_k=3, cohort_tau=0.5)
+    for person in ENROLLED:
+        assert api.enroll(photo(person), person, external_id=person).status_code == 201
+    probe = photo(ENROLLED[0], 2)
+    body = api.recognize(probe).json()
+    (face,) = body["faces"]
+    # the score, recomputed here from the pipeline's embedding and the cohort file
+    embedding = pipeline.analyze(probe)[0].embedding
+    cohort = np.load(cohort_file)
+    c = np.sort(((cohort - embedding) ** 2).sum(axis=1))[:3].mean()
+    assert face["score"] == pytest.approx(face["distance"] / c, rel=1e-4)
+    assert body["threshold"] == 0.5
+    assert (face["identity"] is not None) == (face["score"] <= 0.5)
+    assert face["identity"]["external_id"] == ENROLLED[0]  # the same person, well inside
+    shown = api.get("/v1/models").json()["identify_score"]
+    assert shown == {
+        "mode": "cohort",
+        "cohort_k": 3,
+        "cohort_tau": 0.5,
+        "cohort_size": len(STRANGERS),
+    }
+    # a request threshold is on the same score: just under it, the person is unknown
+    stricter = api.recognize(probe, threshold=face["score"] * 0.99, include_rejected=True).json()[
+        "faces"
+    ][0]
+    assert stricter["identity"] is None and stricter["score"] == pytest.approx(face["score"])
+
+
+def test_raw_distance_mode_reports_no_score(make_api: MakeApi) -> None:
+    api = make_api()
+    api.enroll(photo(ENROLLED[0]), ENROLLED[0])
+    (face,) = api.recognize(photo(ENROLLED[0], 2)).json()["faces"]
+    assert face["score"] is None and face["identity"] is not None
+    assert api.get("/v1/models").json()["identify_score"]["mode"] == "distance"
+
+
+def test_cohort_mode_without_its_file_or_tau_does_not_start(
+    make_api: MakeApi, cohort_file: Path
+) -> None:
+    with pytest.raises(ModelUnavailable, match="FACESVC_COHORT_TAU"):
+        make_api(identify_score="cohort", cohort_file=cohort_file)
+    with pytest.raises(ModelUnavailable, match="128-d"):
+        Cohort.load(_saved(cohort_file.parent / "wrong.npy", np.zeros((9, 64))), k=3, dim=128)
+    with pytest.raises(ModelUnavailable, match="k is 20"):
+        Cohort.load(cohort_file, k=20, dim=128)
+
+
+def _saved(path: Path, array: np.ndarray) -> Path:
+    np.save(path, array)
+    return path
+
+
+def test_cohort_scale_is_the_mean_of_the_k_nearest() -> None:
+    cohort = Cohort(np.array([[0, 0], [1, 0], [0, 3], [5, 5]], np.float32), k=2)
+    probe = np.array([0, 1], np.float32)
+    # squared distances 1, 2, 4, 41: the two nearest average 1.5
+    assert cohort.scale(probe) == pytest.approx(1.5)
+    assert cohort.score(0.3, probe) == pytest.approx(0.2)
