@@ -1,1 +1,1 @@
-"""app/core/style"""
+"""Neural style transfer (Gatys et al.): costs, networks, the optimisation, result storage."""

@@ -1,1 +1,1 @@
-"""app/lab/cli"""
+"""The lab's `facesvc` subcommands: eval, calibrate, train-*, explain-units."""

@@ -1,1 +1,1 @@
-"""app/core/store/repos"""
+"""Every query of the service, one module per table group; repositories only flush."""

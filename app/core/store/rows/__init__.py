@@ -1,1 +1,1 @@
-"""app/core/store/rows"""
+"""The SQLAlchemy tables (ORM rows), apart from the pydantic bodies the API answers with."""
