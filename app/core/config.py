@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-D = TypeVar("D", bound="DataclassInstance")
+D = TypeVar("D")
 
 
 def _default_database_url() -> str:
@@ -312,5 +309,5 @@ class Settings(BaseSettings):
 def settings_subset(cls: type[D], settings: Settings, **parts: Any) -> D:
     """The options dataclass `cls` whose fields are the settings of the same names
     (FACESVC_<NAME>); `parts` gives the fields that are not settings (nested options)."""
-    names = {field.name for field in dataclasses.fields(cls)} - parts.keys()
+    names = {field.name for field in dataclasses.fields(cast(Any, cls))} - parts.keys()
     return cls(**{name: getattr(settings, name) for name in names}, **parts)
