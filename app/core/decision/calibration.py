@@ -47,6 +47,13 @@ def from_stored(row: StoredCalibration, gallery_size: int) -> Calibration:
     )
 
 
+def gallery_model_of(active: ActiveCalibration) -> GalleryModel | None:
+    """The stored model of FPIR against gallery size, if the calibration in use has one
+    (every stored calibration does; the backbones' built-in ones do not)."""
+    data = None if active.stored is None else active.stored.report.get("gallery_model")
+    return None if data is None else GalleryModel.from_dict(data)
+
+
 async def active_calibration(
     session: AsyncSession, model: tuple[str, str], built_in: Calibration, gallery_size: int
 ) -> ActiveCalibration:

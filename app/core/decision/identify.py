@@ -3,7 +3,9 @@
 A person with several enrolled faces is one candidate, at their nearest face. The score
 is the nearest distance d1, or with cohort scoring d1 / c (`cohort.py`); the answer is
 that candidate if the score is within tau, else unknown. Every candidate is judged on
-the same scale, so the ones within tau are the ones the answer may show.
+the same scale, so the ones within tau are the ones the answer may show. The margin is
+how far the decision is from flipping to the runner-up person: their score minus the
+best one, on that same scale.
 """
 
 from __future__ import annotations
@@ -39,16 +41,18 @@ class OpenSetDecision:
     score: float | None  # what tau decided on: d1, or d1 / c; None: nobody to rank
     known: bool  # the nearest candidate is accepted
     within: list[bool]  # per candidate: within tau on the same scale
+    margin: float | None = None  # runner-up's score minus the best; None: no runner-up
 
 
 def decide(
     distances: Sequence[float], tau: float, probe: Embedding, cohort: Cohort | None
 ) -> OpenSetDecision:
-    """`distances`: the candidates', nearest first. The cohort scale is only computed
-    when there is a candidate to score."""
+    """`distances`: the candidates' (one per person), nearest first. The cohort scale is
+    only computed when there is a candidate to score."""
     if not distances:
         return OpenSetDecision(score=None, known=False, within=[])
     scale = 1.0 if cohort is None else cohort.scale(probe)
     score = distances[0] / scale
     within = [is_match(distance / scale, tau) for distance in distances]
-    return OpenSetDecision(score=score, known=is_match(score, tau), within=within)
+    margin = distances[1] / scale - score if len(distances) > 1 else None
+    return OpenSetDecision(score=score, known=is_match(score, tau), within=within, margin=margin)

@@ -65,6 +65,12 @@ class GalleryModel:
             return float((per_pair / self.tail_c) ** (1.0 / self.tail_k))
         return float(np.interp(per_pair, knots[:, 1], knots[:, 0]))
 
+    def stranger_rarity(self, distance: float, gallery_size: float) -> float:
+        """1 - FPIR(distance, N): the share of strangers searching a gallery of N whose
+        nearest distance would be above `distance`. It grows as the distance shrinks; it
+        is not the probability that the nearest person is the right one."""
+        return float(1.0 - self.fpir(np.array([distance]), gallery_size)[0])
+
     # --- FNIR --------------------------------------------------------------------------
 
     def expected_fnir(self, tau: float, gallery_size: float) -> float:

@@ -137,6 +137,24 @@ class RecognizedFace(BaseModel):
         "distance to its nearest cohort faces, the score `threshold` decided on (null "
         "where `distance` is).",
     )
+    margin: float | None = Field(
+        None,
+        description="How far the decision is from flipping to the runner-up person: the "
+        "nearest *other* person's score minus this face's best score, on the scale "
+        "`threshold` decided on (distance, or `score` with cohort scoring); never negative. "
+        "Null with no other person enrolled, and where `distance` is null. A thin margin "
+        "means two people are almost equally near: ask for a second look.",
+        examples=[0.0931],
+    )
+    confidence: float | None = Field(
+        None,
+        description="1 - FPIR(distance, N) from the calibration's gallery model: the share "
+        "of strangers (people not enrolled) searching this gallery of N faces whose nearest "
+        "distance would be larger than this one. Not the probability that `identity` is "
+        "right. Null where `distance` is, and when the calibration in use has no gallery "
+        "model (the built-in one; `facesvc calibrate` stores one).",
+        examples=[0.9987],
+    )
 
 
 class RecognizeOut(BaseModel):

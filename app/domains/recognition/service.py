@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.decision import identify, model_match
-from app.core.decision.calibration import calibration_in_use
+from app.core.decision.calibration import (
+    ActiveCalibration,
+    active_calibration,
+    gallery_model_of,
+)
 from app.core.decision.cohort import Cohort
 from app.core.decision.distance import is_match, squared_distance
+from app.core.decision.open_set import GalleryModel
 from app.core.decision.thresholds import Thresholds
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.model.backbones.base import Calibration
@@ -177,13 +183,16 @@ class RecognitionService:
             with self._metrics.stage("database"):
                 await model_match.check_gallery(session, model)
                 await catch_up(session, self._gallery, model)  # other workers' changes
-                calibration = await self._calibration(session, gallery_size=len(self._gallery))
-            threshold = self._thresholds.identify(calibration, form.threshold)
+                gallery_size = len(self._gallery)
+                active = await self._active_calibration(session, gallery_size)
+            threshold = self._thresholds.identify(active.calibration, form.threshold)
+            door = _Door(gallery_model_of(active), gallery_size)
             self._metrics.faces_embedded.labels("recognize").inc(len(results))
             faces = []
             for result in results:
-                candidates = await self._candidates(session, result.embedding, top_k)
-                faces.append(self._recognized(result, candidates, threshold, form.include_rejected))
+                # at least two people, so that the margin has its runner-up
+                candidates = await self._candidates(session, result.embedding, max(top_k, 2))
+                faces.append(self._recognized(result, candidates, threshold, form, top_k, door))
         return RecognizeOut(threshold=threshold, faces=faces)
 
     def _recognized(
@@ -191,22 +200,28 @@ class RecognitionService:
         result: FaceResult,
         candidates: list[Candidate],
         threshold: float,
-        include_rejected: bool,
+        form: RecognizeForm,
+        top_k: int,
+        door: _Door,
     ) -> RecognizedFace:
-        """One face's answer: the nearest candidate if accepted, else unknown."""
+        """One face's answer: the nearest candidate if accepted, else unknown; `top_k` of
+        the candidates (searched for more, for the runner-up) are listed."""
         decision = identify.decide(
             [c.distance for c in candidates], threshold, result.embedding, self._cohort
         )
         best = candidates[0] if candidates else None
-        if not include_rejected:  # the gallery's nearest strangers stay unsaid
-            candidates = [c for c, ok in zip(candidates, decision.within, strict=True) if ok]
-        shown = decision.known or include_rejected
+        listed = list(zip(candidates, decision.within, strict=True))[:top_k]
+        if not form.include_rejected:  # the gallery's nearest strangers stay unsaid
+            listed = [(c, ok) for c, ok in listed if ok]
+        shown = best is not None and (decision.known or form.include_rejected)
         return RecognizedFace(
             face=DetectedFace.of(result.detection),
-            candidates=candidates,
+            candidates=[c for c, _ in listed],
             identity=best.identity if decision.known and best else None,
             distance=best.distance if best and shown else None,
             score=decision.score if self._cohort is not None and shown else None,
+            margin=decision.margin if shown else None,
+            confidence=door.confidence(best.distance) if best and shown else None,
         )
 
     async def detect(self, form: DetectForm) -> DetectOut:
@@ -214,9 +229,14 @@ class RecognitionService:
         return DetectOut(faces=[f for d in detections if (f := DetectedFace.of(d)) is not None])
 
     async def _calibration(self, session: AsyncSession, gallery_size: int) -> Calibration:
+        return (await self._active_calibration(session, gallery_size)).calibration
+
+    async def _active_calibration(
+        self, session: AsyncSession, gallery_size: int
+    ) -> ActiveCalibration:
         inference = self._inference
         built_in = inference.backbone.calibration
-        return await calibration_in_use(session, inference.model, built_in, gallery_size)
+        return await active_calibration(session, inference.model, built_in, gallery_size)
 
     def _probability(self, a: Embedding, b: Embedding) -> float | None:
         """The learned verifier's P(same person), when one is configured."""
@@ -244,6 +264,22 @@ class RecognitionService:
                     for face_id, distance in list(nearest.values())[:top_k]
                 ]
             k *= 4
+
+
+@dataclass(frozen=True)
+class _Door:
+    """What a recognize answer's `confidence` is computed from: the calibration's gallery
+    model (None: the calibration in use has none) and the live gallery size."""
+
+    model: GalleryModel | None
+    gallery_size: int
+
+    def confidence(self, distance: float) -> float | None:
+        """1 - FPIR(d1, N), on the raw nearest distance also with cohort scoring (the
+        gallery model is fitted on raw distances)."""
+        if self.model is None:
+            return None
+        return self.model.stranger_rarity(distance, max(self.gallery_size, 1))
 
 
 async def _target(session: AsyncSession, form: VerifyForm) -> tuple[Identity | None, str]:

@@ -195,3 +195,46 @@ def test_detect_and_models(api: Api, pipeline: FacePipeline) -> None:
     assert m["identify"]["fpir"] == _or_none(cal.fpir_identify)
     assert m["calibration_source"] == cal.source
     assert m["threshold_range"] == [0.0, 4.0] and m["gallery_faces"] == 1
+
+
+def _distance(pipeline: FacePipeline, a: bytes, b: bytes) -> float:
+    """Squared distance of two photos' largest faces, computed outside the service."""
+    (x,), (y,) = pipeline.analyze(a, faces="largest"), pipeline.analyze(b, faces="largest")
+    return float(((x.embedding.astype(float) - y.embedding.astype(float)) ** 2).sum())
+
+
+def test_recognize_margin_is_to_the_nearest_other_person(api: Api, pipeline: FacePipeline) -> None:
+    a, b, c, stranger = people(4)
+    ident = api.enroll(photo(a), "a").json()["identity"]["id"]
+    for n in (2, 1, 2, 1, 2, 1, 2, 1, 2):  # ten faces of a: more than the first search sees
+        assert api.add_face(ident, photo(a, n)).status_code == 201
+    api.enroll(photo(b), "b")
+    api.enroll(photo(c), "c")
+    probe = photo(a, 2)
+    face = api.recognize(probe, "verify").json()["faces"][0]  # top_k 1
+    assert face["identity"]["name"] == "a" and len(face["candidates"]) == 1
+    best = min(_distance(pipeline, probe, photo(a, n)) for n in (1, 2))
+    runner_up = min(_distance(pipeline, probe, photo(p)) for p in (b, c))
+    assert face["distance"] == pytest.approx(best, abs=1e-4)
+    assert face["margin"] == pytest.approx(runner_up - best, abs=1e-4)
+    assert face["confidence"] is None  # the built-in calibration has no gallery model
+    # top_k does not change the margin; the runner-up listed is the other person
+    wide = api.recognize(probe, top_k=2, include_rejected=True).json()["faces"][0]
+    first, second = (x["identity"]["name"] for x in wide["candidates"])
+    assert first == "a" and second in ("b", "c")
+    assert wide["candidates"][1]["distance"] - wide["distance"] == pytest.approx(face["margin"])
+    # an unknown face: margin only where its distance is shown (include_rejected)
+    unknown = api.recognize(photo(stranger), "verify").json()["faces"][0]
+    assert unknown["identity"] is None and unknown["margin"] is None
+    shown = api.recognize(photo(stranger), include_rejected=True, top_k=3).json()["faces"][0]
+    distances = [x["distance"] for x in shown["candidates"]]
+    assert shown["margin"] == pytest.approx(distances[1] - distances[0])
+
+
+def test_recognize_margin_null_with_one_person(api: Api) -> None:
+    (a,) = people(1)
+    ident = api.enroll(photo(a), "a").json()["identity"]["id"]
+    api.add_face(ident, photo(a, 2))
+    face = api.recognize(photo(a, 2), top_k=3, include_rejected=True).json()["faces"][0]
+    assert face["identity"]["name"] == "a" and len(face["candidates"]) == 1
+    assert face["distance"] is not None and face["margin"] is None
