@@ -8,6 +8,7 @@ import pytest
 
 from app.core.decision.cohort import Cohort
 from app.core.decision.identify import decide, nearest_per_identity
+from app.core.decision.open_set import GalleryModel
 from app.core.decision.thresholds import Thresholds
 from app.core.errors import ValidationFailed
 from app.core.model.backbones.dlib_resnet import CALIBRATION
@@ -62,3 +63,21 @@ def test_cohort_scoring_divides_by_the_probes_cohort_scale() -> None:
     decision = decide([0.5, 1.5], 0.4, probe, cohort)
     assert decision.score == 0.5 / 2.5
     assert decision.known and decision.within == [True, False]
+
+
+def test_margin_is_the_runner_ups_score_minus_the_best_on_the_deciding_scale() -> None:
+    probe = np.zeros(2, dtype=np.float32)
+    assert decide([0.3, 0.45, 0.5], 0.4, probe, None).margin == pytest.approx(0.15)
+    assert decide([0.3], 0.4, probe, None).margin is None  # nobody else enrolled
+    assert decide([], 0.4, probe, None).margin is None
+    cohort = Cohort(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]], dtype=np.float32), k=2)
+    assert decide([0.5, 1.5], 0.4, probe, cohort).margin == pytest.approx(1.0 / 2.5)
+
+
+def test_stranger_rarity_is_one_minus_fpir_and_falls_with_the_distance() -> None:
+    knots = [(0.1, 0.001), (0.2, 0.01), (0.4, 0.5), (0.8, 1.0)]
+    model = GalleryModel("independent", knots, 0.1, 2.0, (0.0, 1.0, 2.0), [0.1], 0.0)
+    rarity = [model.stranger_rarity(d, 100) for d in (0.0, 0.05, 0.1, 0.2, 0.4)]
+    assert rarity == sorted(rarity, reverse=True) and rarity[0] == 1.0
+    assert rarity[3] == pytest.approx((1 - 0.01) ** 100)  # 1 - FPIR(0.2, 100)
+    assert model.stranger_rarity(0.2, 1) > model.stranger_rarity(0.2, 100)  # more chances

@@ -179,6 +179,39 @@ def test_identify_threshold_is_the_gallery_models_value_for_n(
     assert face["candidates"][0]["identity"]["id"] == identity
 
 
+def test_recognize_confidence_is_one_minus_the_models_fpir(
+    api: Api, report: dict[str, Any]
+) -> None:
+    """confidence = 1 - FPIR(distance, N) of the stored gallery model at the live gallery
+    size: it falls as the distance grows, and an acceptance at the default tau (the
+    model's tau for the target FPIR at N) has at least 1 - the target."""
+    _store(api, report)
+    model = GalleryModel.from_dict(report["gallery_model"])
+    enrolled, strangers = people()[:6], people()[6:]
+    for person in enrolled:
+        api.enroll(photo(person), person)
+    size = len(api.gallery)
+    answers = [
+        api.recognize(photo(person, n), include_rejected=True).json()
+        for person in (*enrolled, *strangers)
+        for n in (1, 2)
+    ]
+    faces = sorted((a["faces"][0] for a in answers), key=lambda face: face["distance"])
+    confidences = [face["confidence"] for face in faces]
+    for face in faces:
+        expected = 1.0 - float(model.fpir(face["distance"], size))
+        assert face["confidence"] == pytest.approx(expected, abs=1e-9)
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(0.0 <= c <= 1.0 for c in confidences) and confidences[0] > confidences[-1]
+    tau = answers[0]["threshold"]
+    accepted = [face["confidence"] for face in faces if face["identity"] is not None]
+    assert accepted and min(accepted) >= 1.0 - report["fpir_target"] - 1e-9
+    assert float(model.fpir(tau, size)) == pytest.approx(report["fpir_target"], rel=1e-6)
+    # a key without `read` sees no confidence of an unknown face (it tells the distance)
+    unknown = api.recognize(photo(strangers[0]), "verify").json()["faces"][0]
+    assert unknown["identity"] is None and unknown["confidence"] is None
+
+
 def test_fixed_and_other_version_calibrations(
     api: Api, pipeline: FacePipeline, report: dict[str, Any]
 ) -> None:

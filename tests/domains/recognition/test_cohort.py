@@ -43,6 +43,10 @@ def test_recognize_decides_on_the_cohort_normalised_score(
     assert body["threshold"] == 0.5
     assert (face["identity"] is not None) == (face["score"] <= 0.5)
     assert face["identity"]["external_id"] == ENROLLED[0]  # the same person, well inside
+    # the margin is on the same score: the nearest other person's distance, over c
+    others = [pipeline.analyze(photo(p))[0].embedding for p in ENROLLED[1:]]
+    runner_up = min(float(((embedding - other) ** 2).sum()) for other in others)
+    assert face["margin"] == pytest.approx((runner_up - face["distance"]) / c, rel=1e-3)
     shown = api.get("/v1/models").json()["identify_score"]
     assert shown == {
         "mode": "cohort",
