@@ -5,6 +5,9 @@ report. Verify against a person with several enrolled faces uses the *smallest* 
 to any of them. Defaults: verify and compare use the backbone's `tau_verify`, recognize
 the stricter `tau_identify`; a request may override within the configured range. Which
 tau, and what it decides, is `app.core.decision`'s; this module runs the requests.
+Recognize also answers, per face, the margin over the runner-up person and the
+confidence 1 - FPIR(distance, N) of the stored gallery model (docs/service.md, "The
+answer for a door").
 """
 
 from __future__ import annotations
