@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from app.lab.calibration import gallery, normalise
+from app.lab.calibration import gallery, normalise, open_set_report
 from app.lab.calibration.data import (
     PairMatrix,
     SearchMatrix,
@@ -86,6 +86,9 @@ def calibrate(face_set: FaceSet, embeddings: EmbeddingMap, request: Request) -> 
         result["held_out"] = held_out_figures(held, embeddings, result, model, request)
         if request.study_normalisation:
             result["normalisation"] = normalise.study(part, held, embeddings, fpir=request.fpir)
+            result["open_set_study"] = open_set_report.run(
+                part, held, embeddings, fpir=request.fpir
+            )
     return result
 
 

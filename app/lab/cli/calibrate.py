@@ -50,7 +50,9 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     parser.add_argument(
         "--study-normalisation",
         action="store_true",
-        help="with --holdout: also measure margin and cohort score normalisation",
+        help="with --holdout: also measure open-set score normalisations on raw and L2 "
+        "embeddings, their gallery-size behaviour and one- vs three-photo enrolment "
+        "(docs/open-set.md)",
     )
     parser.add_argument(
         "--save-cohort",
@@ -130,7 +132,7 @@ def _save(result: dict[str, Any], model: tuple[str, str], args: argparse.Namespa
     from app.core.store.repos import calibrations as repository
     from app.core.store.rows.calibrations import StoredCalibration
 
-    report = {k: v for k, v in result.items() if k != "normalisation"}
+    report = {k: v for k, v in result.items() if k not in ("normalisation", "open_set_study")}
     row = StoredCalibration(
         model_name=model[0],
         model_version=model[1],
@@ -185,6 +187,10 @@ def _print_summary(result: dict[str, Any]) -> None:
                 f"{figures['fnir_held_out']:.4f} (parameter {figures['parameter']:g}, "
                 f"tau {figures['tau_calibration']:.4f})"
             )
+    if result.get("open_set_study"):
+        from app.lab.calibration.open_set_report import tables
+
+        print("\n".join(["", *tables(result["open_set_study"])]))
     if result["saved_id"] is not None:
         print(
             f"saved as calibration {result['saved_id']}: the service now uses it for "
