@@ -167,7 +167,7 @@ def study(
     largest = the_pool.entries.shape[0] - 1
     rows = []
     for policy in policies:
-        for size in [*sizes, largest]:
+        for size in [*(s for s in sizes if s < largest), largest]:
             method, parameter, tau = _decide(policy, model, fpir, size)
             if size == largest:
                 tally = tally_largest(the_pool, method, parameter)

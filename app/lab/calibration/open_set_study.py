@@ -21,7 +21,14 @@ import numpy.typing as npt
 
 from app.lab.calibration import gallery as gallery_model
 from app.lab.calibration.data import pair_matrix, search_matrix
-from app.lab.calibration.gallery_scores import GRIDS, METHODS, GalleryStats, IntArray, score
+from app.lab.calibration.gallery_scores import (
+    GRIDS,
+    METHODS,
+    GalleryStats,
+    IntArray,
+    score,
+    usable,
+)
 from app.lab.calibration.threshold import tau_for_far
 from app.lab.evaluation import metrics
 from app.lab.evaluation.dataset import FaceSet
@@ -117,10 +124,15 @@ def at_tau(search: OpenSetSearches, tau: float) -> tuple[float, float]:
 def measure_score(
     tune: list[Design], test: list[Design], method: str, fpir: float
 ) -> dict[str, Any]:
-    """Parameter chosen on `tune`, then the held-out figures on `test`."""
+    """Parameter chosen on `tune` (among those every gallery is large enough for), then
+    the held-out figures on `test`."""
+    smallest = min(d.distances.shape[1] for d in [*tune, *test])
+    grid = [p for p in GRIDS[method] if usable(method, p, smallest)]
+    if not grid:
+        raise ValueError(f"galleries of {smallest} are too small for {method}")
     tuned = {
         p: float(np.mean([metrics.fnir_at_fpir(d.searches(method, p), fpir)[0] for d in tune]))
-        for p in GRIDS[method]
+        for p in grid
     }
     best = min(tuned, key=lambda p: tuned[p])
     held = [d.searches(method, best) for d in test]
