@@ -140,9 +140,11 @@ def test_small_galleries_fall_back_to_raw_with_the_model_tau(tmp_path: Path) -> 
     policy = gallery_size_study.Policy("gsym", "gsym", 5, 0.7)
     rows = gallery_size_study.study(pool, model, [policy], [3, 10], fpir=0.05, draws=5)
     assert [r["gallery_size"] for r in rows] == [3, 10, 49]
-    assert rows[0]["score"] == "raw" and rows[0]["tau"] == model.tau_for_fpir(0.05, 3)
+    assert rows[0]["score"] == "raw" and rows[0]["fallback"]
+    assert rows[0]["tau"] == model.tau_for_fpir(0.05, 3)
     assert rows[0]["model_fpir"] == pytest.approx(0.05)
-    assert rows[1]["score"] == "gsym" and rows[1]["tau"] == 0.7 and rows[1]["model_fpir"] is None
+    assert rows[1]["score"] == "gsym" and not rows[1]["fallback"] and rows[1]["tau"] == 0.7
+    assert rows[1]["model_fpir"] is None
 
 
 # --- enrolment ------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class Request:
     seed: int = 0
     model_kind: gallery.ModelKind = "independent"
     study_normalisation: bool = False
+    study_splits: int = 5  # enrolment seeds of the open-set study
 
 
 def verification_figures(pairs: PairMatrix, tau: float) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def calibrate(face_set: FaceSet, embeddings: EmbeddingMap, request: Request) -> 
         if request.study_normalisation:
             result["normalisation"] = normalise.study(part, held, embeddings, fpir=request.fpir)
             result["open_set_study"] = open_set_report.run(
-                part, held, embeddings, fpir=request.fpir
+                part, held, embeddings, splits=request.study_splits, fpir=request.fpir
             )
     return result
 

@@ -181,6 +181,7 @@ def study(
                     "policy": policy.name,
                     "gallery_size": size,
                     "score": method,
+                    "fallback": method != policy.method,
                     "tau": tau,
                     "fpir": metrics.fpir_at_threshold(searches.non_mated_distances, tau),
                     "fnir": metrics.fnir_at_threshold(searches, tau),

@@ -109,7 +109,8 @@ def tables(report: dict[str, Any]) -> list[str]:
     ]
     for r in report["gallery_sizes"]["rows"]:
         lines.append(
-            f"| {r['policy']} | {r['gallery_size']} | {r['score']} | {r['tau']:.4f} "
+            f"| {r['policy']} | {r['gallery_size']} "
+            f"| {r['score']}{' (fallback)' if r['fallback'] else ''} | {r['tau']:.4f} "
             f"| {_f(r['fpir'], 4)} | {_f(r['fnir'])} | {_f(r['model_fpir'], 4)} "
             f"| {_f(r['model_fnir'])} | {r['tau_own']:.4f} | {_f(r['fnir_own_tau'])} |"
         )

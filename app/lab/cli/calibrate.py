@@ -55,6 +55,12 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         "(docs/open-set.md)",
     )
     parser.add_argument(
+        "--study-splits",
+        type=int,
+        default=5,
+        help="enrolment seeds the open-set study averages over (PROTOCOL.md section 3)",
+    )
+    parser.add_argument(
         "--save-cohort",
         type=Path,
         metavar="FILE.npy",
@@ -79,6 +85,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.far < 1.0 or not 0.0 < args.fpir < 1.0:
         raise ValidationFailed("--far and --fpir must be between 0 and 1")
+    if args.study_splits < 1:
+        raise ValidationFailed("--study-splits must be at least 1")
     if args.gallery_size is not None and args.gallery_size < 1:
         raise ValidationFailed("--gallery-size must be at least 1")
     pipeline = pipeline_from_args(args)
@@ -92,6 +100,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         seed=args.seed,
         model_kind=args.gallery_model,
         study_normalisation=args.study_normalisation,
+        study_splits=args.study_splits,
     )
     try:
         result = calibrate(face_set, embeddings, request)
