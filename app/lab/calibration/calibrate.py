@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from app.lab.calibration import gallery, normalise
+from app.lab.calibration import gallery, normalise, open_set_report
 from app.lab.calibration.data import (
     PairMatrix,
     SearchMatrix,
@@ -33,6 +33,7 @@ class Request:
     seed: int = 0
     model_kind: gallery.ModelKind = "independent"
     study_normalisation: bool = False
+    study_splits: int = 5  # enrolment seeds of the open-set study
 
 
 def verification_figures(pairs: PairMatrix, tau: float) -> dict[str, Any]:
@@ -86,6 +87,9 @@ def calibrate(face_set: FaceSet, embeddings: EmbeddingMap, request: Request) -> 
         result["held_out"] = held_out_figures(held, embeddings, result, model, request)
         if request.study_normalisation:
             result["normalisation"] = normalise.study(part, held, embeddings, fpir=request.fpir)
+            result["open_set_study"] = open_set_report.run(
+                part, held, embeddings, splits=request.study_splits, fpir=request.fpir
+            )
     return result
 
 

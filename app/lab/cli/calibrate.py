@@ -50,7 +50,15 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     parser.add_argument(
         "--study-normalisation",
         action="store_true",
-        help="with --holdout: also measure margin and cohort score normalisation",
+        help="with --holdout: also measure open-set score normalisations on raw and L2 "
+        "embeddings, their gallery-size behaviour and one- vs three-photo enrolment "
+        "(docs/open-set.md)",
+    )
+    parser.add_argument(
+        "--study-splits",
+        type=int,
+        default=5,
+        help="enrolment seeds the open-set study averages over (PROTOCOL.md section 3)",
     )
     parser.add_argument(
         "--save-cohort",
@@ -77,6 +85,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.far < 1.0 or not 0.0 < args.fpir < 1.0:
         raise ValidationFailed("--far and --fpir must be between 0 and 1")
+    if args.study_splits < 1:
+        raise ValidationFailed("--study-splits must be at least 1")
     if args.gallery_size is not None and args.gallery_size < 1:
         raise ValidationFailed("--gallery-size must be at least 1")
     pipeline = pipeline_from_args(args)
@@ -90,6 +100,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         seed=args.seed,
         model_kind=args.gallery_model,
         study_normalisation=args.study_normalisation,
+        study_splits=args.study_splits,
     )
     try:
         result = calibrate(face_set, embeddings, request)
@@ -130,7 +141,7 @@ def _save(result: dict[str, Any], model: tuple[str, str], args: argparse.Namespa
     from app.core.store.repos import calibrations as repository
     from app.core.store.rows.calibrations import StoredCalibration
 
-    report = {k: v for k, v in result.items() if k != "normalisation"}
+    report = {k: v for k, v in result.items() if k not in ("normalisation", "open_set_study")}
     row = StoredCalibration(
         model_name=model[0],
         model_version=model[1],
@@ -185,6 +196,10 @@ def _print_summary(result: dict[str, Any]) -> None:
                 f"{figures['fnir_held_out']:.4f} (parameter {figures['parameter']:g}, "
                 f"tau {figures['tau_calibration']:.4f})"
             )
+    if result.get("open_set_study"):
+        from app.lab.calibration.open_set_report import tables
+
+        print("\n".join(["", *tables(result["open_set_study"])]))
     if result["saved_id"] is not None:
         print(
             f"saved as calibration {result['saved_id']}: the service now uses it for "
