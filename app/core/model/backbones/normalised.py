@@ -70,6 +70,20 @@ class NormalisedBackbone:
         return l2_normalised(self.base.embed(chips))
 
 
+def with_normalisation(stored_version: str) -> str:
+    """The L2 version of a stored (pipeline) version `<backbone version>.<settings digest>`."""
+    backbone_version, _, digest = stored_version.rpartition(".")
+    return f"{backbone_version}{VERSION_SUFFIX}.{digest}"
+
+
+def differ_only_in_normalisation(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether two stored (name, version) tags are one network, alignment and settings,
+    one of them L2-normalised: a face crop of one is a face crop of the other."""
+    if a[0] != b[0]:
+        return False
+    return with_normalisation(a[1]) == b[1] or with_normalisation(b[1]) == a[1]
+
+
 def embedding_backbone(backbone: Backbone, normalise: bool) -> Backbone:
     """What the pipeline embeds with: the L2 variant when `normalise` asks for it and the
     backbone does not normalise itself; else the plain backbone (a variant unwrapped)."""
