@@ -4,9 +4,10 @@ Only faces enrolled with FACESVC_KEEP_THUMBNAILS on have a stored crop (the alig
 chip of the model that enrolled them, a JPEG); the face is detected in it again, aligned
 for the target model and embedded, except when the two versions differ only in the L2
 normalisation (FACESVC_NORMALISE_EMBEDDINGS): the chip is then embedded as it is. Faces
-without one cannot be re-embedded: the photos were not kept. Each batch is one transaction; a running service rebuilds its index from
-the database (app.core.store.index_sync.catch_up keeps only faces of its own model, and search
-refuses a gallery that holds faces of another model).
+without one cannot be re-embedded: the photos were not kept. Each batch is one
+transaction; a running service rebuilds its index from the database
+(app.core.store.index_sync.catch_up keeps only faces of its own model, and search refuses
+a gallery that holds faces of another model).
 """
 
 from __future__ import annotations
