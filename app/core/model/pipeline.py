@@ -15,11 +15,7 @@ from app.core.errors import FacesvcError, ModelUnavailable
 from app.core.model.align import align_face
 from app.core.model.backbones import load_backbone
 from app.core.model.backbones.base import Backbone
-from app.core.model.backbones.normalised import (
-    NormalisedBackbone,
-    embedding_backbone,
-    l2_normalised,
-)
+from app.core.model.backbones.normalised import embedding_backbone, l2_normalised, unnormalised
 from app.core.model.decode import (
     DecodeLimits,
     decode_image,
@@ -219,7 +215,7 @@ class FacePipeline:
         """
         batch = np.ascontiguousarray(np.stack(list(chips)))
         variant = self.backbone
-        network = variant.base if isinstance(variant, NormalisedBackbone) else variant
+        network = unnormalised(variant)
         if not self.options.flip_fusion:
             plain = network.embed(batch)
             return l2_normalised(plain) if network is not variant else plain

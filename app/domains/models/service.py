@@ -62,7 +62,7 @@ class ModelsService:
                 session, inference.model, backbone.calibration, len(self._gallery)
             )
             others = await repo.other_model_face_counts(session, inference.model)
-        infos = configured_backbones(settings, backbone)
+        infos = configured_backbones(settings, backbone, normalise=settings.normalise_embeddings)
         infos[0] = replace(infos[0], calibration=active.calibration)
         configured = [_described(info) for info in infos]
         return ModelsOut(

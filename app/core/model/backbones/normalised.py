@@ -84,10 +84,15 @@ def differ_only_in_normalisation(a: tuple[str, str], b: tuple[str, str]) -> bool
     return with_normalisation(a[1]) == b[1] or with_normalisation(b[1]) == a[1]
 
 
+def unnormalised(backbone: Backbone) -> Backbone:
+    """The network beneath the L2 variant; any other backbone as it is."""
+    return backbone.base if isinstance(backbone, NormalisedBackbone) else backbone
+
+
 def embedding_backbone(backbone: Backbone, normalise: bool) -> Backbone:
     """What the pipeline embeds with: the L2 variant when `normalise` asks for it and the
     backbone does not normalise itself; else the plain backbone (a variant unwrapped)."""
-    plain = backbone.base if isinstance(backbone, NormalisedBackbone) else backbone
+    plain = unnormalised(backbone)
     if normalise and not plain.normalized:
         return NormalisedBackbone(plain)
     return plain
