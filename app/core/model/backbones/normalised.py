@@ -3,7 +3,7 @@
 On by default (FACESVC_NORMALISE_EMBEDDINGS): the pipeline divides each final (flip-fused)
 embedding by its norm, so squared distances lie in [0, 4] and a face's embedding length
 no longer weighs in its distances (docs/accuracy.md: on lfw_dev FNIR at FPIR 1e-2 falls
-by about a third, TAR at FAR 1e-3 rises). It is a model version of its own,
+by about a quarter, TAR at FAR 1e-3 rises). It is a model version of its own,
 `<base version>+l2`, under the base's name: a gallery enrolled without it is never
 searched with it (409) until `facesvc reembed` re-embeds it, and setting the option off
 serves the base version, bit for bit, in the meantime.
