@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     flip_fusion: bool = Field(
         True, description="Average the embeddings of a face and its mirror image."
     )
+    normalise_embeddings: bool = Field(
+        True,
+        description="L2-normalise each (flip-fused) embedding: the model version "
+        "<version>+l2, with its own thresholds. Off: the un-normalised version, for a "
+        "gallery enrolled before it was the default until `facesvc reembed` moves it.",
+    )
     cache_dir: Path = Field(
         default_factory=lambda: Path(user_cache_dir("facesvc")),
         description="Converted weights and evaluation caches.",

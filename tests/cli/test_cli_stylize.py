@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from app.cli import main
-from app.core.model.backbones.dlib_resnet import CALIBRATION
+from app.core.model.backbones.dlib_resnet import CALIBRATION_L2
 
 DATA = Path(__file__).parents[1] / "data"
 CONTENT = DATA / "faces" / "Aaron_Sorkin_0001.jpg"
@@ -40,7 +40,7 @@ def test_stylize_writes_the_png_and_the_costs(
     assert summary["steps"] == 3 and summary["plan"]["network"] == "dlib-resnet"
     # three steps from the content image keep the face: still the same person
     assert summary["identity_verified"] is True
-    assert summary["identity_distance"] < CALIBRATION.tau_verify
+    assert summary["identity_distance"] < CALIBRATION_L2.tau_verify  # the default's
 
 
 def test_list_layers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.errors import FacesvcError
+from app.core.model.backbones.normalised import NormalisedBackbone
 from app.core.model.pipeline import FacePipeline
 from app.lab.evaluation.dataset import load_face_set
 from app.lab.evaluation.embedding import embed_set
@@ -29,10 +30,11 @@ from tests.support.factories import people, photo
 
 LFW = Path(__file__).resolve().parents[2].parent / "shared" / "faces" / "lfw_dev"
 
-# docs/accuracy.md, "Default model": the figures we ship and the margins the guards allow.
-MIN_LFW_ACCURACY = 0.985  # shipped 98.61%
-MIN_TAR_AT_FAR_1E3 = 0.90  # shipped 90.94%
-DOCUMENTED_FNIR_AT_FPIR_1E2 = 0.3669
+# docs/accuracy.md, "Default model": the figures we ship (the L2-normalised version) and
+# the margins the guards allow.
+MIN_LFW_ACCURACY = 0.984  # shipped 98.56%
+MIN_TAR_AT_FAR_1E3 = 0.93  # shipped 93.80%
+DOCUMENTED_FNIR_AT_FPIR_1E2 = 0.2679
 FNIR_MARGIN = 0.015
 FAR_AT_BUILT_IN_TAU = (0.5e-3, 2e-3)  # the built-in 1:1 tau was chosen for FAR 1e-3
 SPOT_CHECKS = 12
@@ -119,14 +121,17 @@ def test_flip_fusion_is_the_mean_of_the_two_passes() -> None:
         fused_pipeline.backbone,
     )
     backbone = fused_pipeline.backbone
+    # The L2 variant normalises the fused mean of its network's raw embeddings.
+    network = backbone.base if isinstance(backbone, NormalisedBackbone) else backbone
     for person in people(3):
         (face,) = fused_pipeline.analyze(photo(person))
         chip = face.aligned.chip
-        straight = backbone.embed(chip[None])[0]
-        mirrored = backbone.embed(np.ascontiguousarray(chip[:, ::-1])[None])[0]
+        straight = network.embed(chip[None])[0]
+        mirrored = network.embed(np.ascontiguousarray(chip[:, ::-1])[None])[0]
         expected = (straight + mirrored) / 2
         if backbone.normalized:
             expected /= np.linalg.norm(expected)
+            straight /= np.linalg.norm(straight)
         np.testing.assert_allclose(face.embedding, expected, atol=1e-5)
         (plain,) = plain_pipeline.analyze(photo(person))
         np.testing.assert_allclose(plain.embedding, straight, atol=1e-5)

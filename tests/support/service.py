@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,13 @@ def make_api(settings: Settings, pipeline: FacePipeline) -> Iterator[MakeApi]:
     keys: dict[str, str] = {}
 
     def start(**overrides: Any) -> Api:
-        app = create_app(settings.model_copy(update=overrides), pipeline=pipeline)
+        used = settings.model_copy(update=overrides)
+        model = pipeline
+        if used.normalise_embeddings != pipeline.options.normalise_embeddings:
+            # the same network, the other version: as a process started with that setting
+            options = replace(pipeline.options, normalise_embeddings=used.normalise_embeddings)
+            model = FacePipeline(options, pipeline.detector, pipeline.backbone)
+        app = create_app(used, pipeline=model)
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         stack.append(client)

@@ -33,5 +33,6 @@ async def check_gallery(session: AsyncSession, model: Model) -> None:
     if await repo.other_model_faces_exist(session, model):
         raise ModelMismatch(
             "the gallery holds faces embedded with another model than the active "
-            f"{model[0]} {model[1]}; it cannot be searched with it"
+            f"{model[0]} {model[1]}; it cannot be searched with it until `facesvc reembed` "
+            "re-embeds them (GET /v1/models lists them and what to do)"
         )

@@ -56,6 +56,7 @@ class ModelOptions:
     decode_on_device: bool | None
     landmarks: Literal["mtcnn", "dlib5"]
     flip_fusion: bool
+    normalise_embeddings: bool  # the backbone's L2 variant (backbones/normalised.py)
 
     @classmethod
     def of(cls, source: Settings | ModelOptions) -> ModelOptions:

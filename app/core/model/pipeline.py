@@ -15,6 +15,7 @@ from app.core.errors import FacesvcError, ModelUnavailable
 from app.core.model.align import align_face
 from app.core.model.backbones import load_backbone
 from app.core.model.backbones.base import Backbone
+from app.core.model.backbones.normalised import embedding_backbone, l2_normalised, unnormalised
 from app.core.model.decode import (
     DecodeLimits,
     decode_image,
@@ -89,7 +90,7 @@ class FacePipeline:
     ) -> None:
         self.options = options = ModelOptions.of(options)
         self.detector = detector
-        self.backbone = backbone
+        self.backbone = embedding_backbone(backbone, options.normalise_embeddings)
         # Large images are decoded only as large as detection looks at them (its
         # downscaled copy); boxes are mapped back to the sent image's pixels.
         return_freed_images_to_the_system()
@@ -209,14 +210,18 @@ class FacePipeline:
         """(n, size, size, 3) aligned crops -> (n, d) embeddings.
 
         With flip fusion the embedding is the mean of the crop's and its mirror image's,
-        re-normalised when the backbone normalises (measured in docs/accuracy.md).
+        re-normalised when the backbone normalises (measured in docs/accuracy.md). The L2
+        variant (FACESVC_NORMALISE_EMBEDDINGS) is normalised here, once, after fusion.
         """
         batch = np.ascontiguousarray(np.stack(list(chips)))
+        variant = self.backbone
+        network = unnormalised(variant)
         if not self.options.flip_fusion:
-            return self.backbone.embed(batch)
-        both = self.backbone.embed(np.concatenate([batch, batch[:, :, ::-1]]))
+            plain = network.embed(batch)
+            return l2_normalised(plain) if network is not variant else plain
+        both = network.embed(np.concatenate([batch, batch[:, :, ::-1]]))
         fused = (both[: len(batch)] + both[len(batch) :]) / 2
-        if self.backbone.normalized:
+        if variant.normalized:
             fused /= np.linalg.norm(fused, axis=1, keepdims=True)
         return fused.astype(np.float32)
 

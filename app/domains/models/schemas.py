@@ -61,6 +61,18 @@ class StoredCalibrationOut(BaseModel):
     held_out: HeldOutOut | None
 
 
+class StoredModelOut(BaseModel):
+    """Faces in the database embedded with a model or version other than the active one."""
+
+    name: str
+    version: str
+    faces: int
+    action: str = Field(
+        description="What to do: `facesvc reembed` re-embeds them with the active model, "
+        "or a setting serves their version until then."
+    )
+
+
 class ModelOut(ConfiguredModelOut):
     version: str
     normalized: bool
@@ -72,6 +84,12 @@ class ModelOut(ConfiguredModelOut):
     )
     calibration: StoredCalibrationOut | None = Field(
         None, description="The stored calibration in use; null: the built-in one."
+    )
+    other_models: list[StoredModelOut] | None = Field(
+        None,
+        description="Stored faces of other models or versions: 1:N refuses a gallery that "
+        "holds any (409 `model_mismatch`) until they are re-embedded; null for a key "
+        "without the `read` scope.",
     )
 
 

@@ -4,17 +4,22 @@ configured backbone, how 1:N scores; and one network's layers for `explain-units
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.decision.calibration import ActiveCalibration, active_calibration
 from app.core.decision.cohort import Cohort
+from app.core.decision.model_match import Model
 from app.core.errors import NotFound
 from app.core.model.backbones import BackboneInfo, configured_backbones
+from app.core.model.backbones.normalised import with_normalisation
 from app.core.serving.inference import FaceInference
+from app.core.store.repos import identities as repo
 from app.core.store.vector_index import GalleryIndex
 from app.domains.models.schemas import (
     ConfiguredModelOut,
@@ -25,6 +30,7 @@ from app.domains.models.schemas import (
     ModelOut,
     ModelsOut,
     StoredCalibrationOut,
+    StoredModelOut,
     Threshold1to1,
     Threshold1toN,
 )
@@ -55,7 +61,8 @@ class ModelsService:
             active = await active_calibration(
                 session, inference.model, backbone.calibration, len(self._gallery)
             )
-        infos = configured_backbones(settings, backbone)
+            others = await repo.other_model_face_counts(session, inference.model)
+        infos = configured_backbones(settings, backbone, normalise=settings.normalise_embeddings)
         infos[0] = replace(infos[0], calibration=active.calibration)
         configured = [_described(info) for info in infos]
         return ModelsOut(
@@ -66,6 +73,7 @@ class ModelsService:
                 threshold_range=(settings.threshold_min, settings.threshold_max),
                 gallery_faces=len(self._gallery) if may_read else None,
                 calibration=_stored_out(active),
+                other_models=_other_models(others, inference.model) if may_read else None,
             ),
             configured=configured,
             identify_score=self._identify_score(),
@@ -81,6 +89,32 @@ class ModelsService:
             cohort_tau=self._settings.cohort_tau,
             cohort_size=len(cohort.vectors),
         )
+
+
+def _other_models(rows: Sequence[Row[str, str, int]], active: Model) -> list[StoredModelOut]:
+    return [
+        StoredModelOut(
+            name=name, version=version, faces=faces, action=_action((name, version), active)
+        )
+        for name, version, faces in rows
+    ]
+
+
+def _action(stored: Model, active: Model) -> str:
+    """What to do with faces of `stored`: the same network's other normalisation can be
+    served by a setting until it is re-embedded; anything else is re-embedded."""
+    reembed = "`facesvc reembed` re-embeds them with the active model"
+    if stored[0] == active[0] and with_normalisation(stored[1]) == active[1]:
+        return (
+            f"the un-normalised version of the active model: {reembed}; until then "
+            "FACESVC_NORMALISE_EMBEDDINGS=false serves their version"
+        )
+    if stored[0] == active[0] and stored[1] == with_normalisation(active[1]):
+        return (
+            "the L2-normalised version of the active model: FACESVC_NORMALISE_EMBEDDINGS=true "
+            f"(the default) serves it, or {reembed}"
+        )
+    return f"{reembed} (faces enrolled without FACESVC_KEEP_THUMBNAILS: re-enroll them)"
 
 
 def _known(value: float) -> float | None:

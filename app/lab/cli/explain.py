@@ -45,6 +45,7 @@ def parse_units(text: str) -> list[int]:
 def run_explain_units(args: argparse.Namespace) -> int:
     from app.core.command_line import pipeline_from_args
     from app.core.model.backbones.dlib_resnet import DlibResNetBackbone
+    from app.core.model.backbones.normalised import unnormalised
     from app.core.model.receptive_fields import layers_of
     from app.lab.explain.units import aligned_faces, draw_grid, top_patches
 
@@ -71,7 +72,7 @@ def run_explain_units(args: argparse.Namespace) -> int:
         raise ValidationFailed(f"{layer.name} has units 0..{layer.channels - 1}")
     args.model = model_name
     pipeline = pipeline_from_args(args)
-    backbone = pipeline.backbone
+    backbone = unnormalised(pipeline.backbone)  # the network, whatever the normalisation
     assert isinstance(backbone, DlibResNetBackbone)
     chips = aligned_faces(pipeline, args.data, args.limit)
     if not chips:

@@ -49,8 +49,10 @@ class TripletRun:
 
 
 def base_pipeline(settings: Settings) -> FacePipeline:
-    """The pipeline without any configured head: heads are trained on the base model."""
-    return FacePipeline.load(settings.model_copy(update={"projection_head": None}))
+    """The pipeline without any configured head: heads are trained on the base model, as
+    the head's file is loaded onto it (un-normalised: the head normalises its output)."""
+    plain = {"projection_head": None, "normalise_embeddings": False}
+    return FacePipeline.load(settings.model_copy(update=plain))
 
 
 def run_train_triplet(

@@ -27,6 +27,7 @@ from app.core.model.backbones.arcface import (
     ModelConfig,
     load_arcface_onnx,
 )
+from app.core.model.backbones.dlib_resnet import CALIBRATION_L2
 from app.core.model.options import BackboneOptions
 from app.core.model.pipeline import FacePipeline
 from app.core.model.templates import ARCFACE_112
@@ -315,6 +316,11 @@ def test_a_dlib_gallery_is_never_searched_with_arcface(
         assert dlib["licence"] == "public domain weights (dlib)"
         assert dlib["embedding_size"] == 128
         assert dlib["verify"]["default"] > 0 and dlib["identify"]["default"] > 0
+        # the thresholds dlib would serve with these settings: its L2-normalised version's
+        assert dlib["verify"]["default"] == CALIBRATION_L2.tau_verify
+        (other,) = models["active"]["other_models"]
+        assert (other["name"], other["faces"]) == ("dlib-resnet-v1", 1)
+        assert other["action"].startswith("`facesvc reembed` re-embeds them")
 
 
 # ---------------------------------------------------------------- real weights

@@ -20,6 +20,7 @@ from sqlalchemy.orm import undefer
 from app.cli import main
 from app.core.config import Settings
 from app.core.model.align import align_face
+from app.core.model.backbones.normalised import with_normalisation
 from app.core.model.pipeline import FacePipeline
 from app.core.store.rows.identities import Face
 from tests.support.factories import people, photo
@@ -168,3 +169,56 @@ def test_dry_run_changes_nothing(
     assert "2 faces are embedded with another model" in out
     assert "2 with a stored crop, 0 without" in out and "dry run" in out
     assert faces(api) == before
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_a_gallery_of_the_unnormalised_version_until_and_after_reembed(
+    make_api: MakeApi, pipeline: FacePipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gallery enrolled before normalisation was the default: the new default refuses to
+    search it (409) and /v1/models says what to do; the setting off keeps serving it;
+    `facesvc reembed` moves it to the normalised version, which then finds its people."""
+    old_api = make_api(keep_thumbnails=True, normalise_embeddings=False)
+    ids = enroll(api=old_api, count=2)
+    enrolled = faces(old_api)
+    old_model = enrolled[0]["model"]
+    assert old_model[0] == pipeline.model[0] and old_model[1] != pipeline.model[1]
+    assert with_normalisation(old_model[1]) == pipeline.model[1]
+    probe = photo(people(1)[0], 2)
+    r = old_api.recognize(probe)
+    assert r.status_code == 200 and r.json()["faces"][0]["identity"]["id"] == ids[0]
+
+    new_api = make_api(keep_thumbnails=True)
+    r = new_api.recognize(probe)
+    assert r.status_code == 409 and r.json()["error"] == "model_mismatch"
+    assert "facesvc reembed" in r.json()["detail"]
+    active = new_api.get("/v1/models").json()["active"]
+    assert (active["version"], active["normalized"]) == (pipeline.model[1], True)
+    assert active["gallery_faces"] == 0
+    (other,) = active["other_models"]
+    assert (other["name"], other["version"], other["faces"]) == (*old_model, 2)
+    assert "facesvc reembed" in other["action"]
+    assert "FACESVC_NORMALISE_EMBEDDINGS=false" in other["action"]
+    assert new_api.get("/v1/models", "verify").json()["active"]["other_models"] is None
+    capsys.readouterr()
+
+    assert main(["reembed"]) == 0  # the default settings: the normalised version
+    out, _ = capsys.readouterr()
+    assert f"re-embedded 2 faces with {pipeline.model[0]} {pipeline.model[1]}" in out
+    before = {f["id"]: np.frombuffer(f["embedding"], dtype="<f4") for f in enrolled}
+    for face in faces(new_api):
+        assert face["model"] == pipeline.model
+        stored = np.frombuffer(face["embedding"], dtype="<f4")
+        assert np.linalg.norm(stored) == pytest.approx(1.0, abs=1e-5)
+        # the stored chip embedded as it is: only its JPEG separates it from the original
+        old = before[face["id"]] / np.linalg.norm(before[face["id"]])
+        assert float(((stored - old) ** 2).sum()) < 0.002
+
+    restarted = make_api(keep_thumbnails=True)
+    r = restarted.recognize(probe)
+    assert r.status_code == 200 and r.json()["faces"][0]["identity"]["id"] == ids[0]
+    active = restarted.get("/v1/models").json()["active"]
+    assert active["gallery_faces"] == 2 and active["other_models"] == []
+    # the setting off now meets the normalised gallery: refused, and told how to serve it
+    r = make_api(normalise_embeddings=False).get("/v1/models").json()["active"]
+    assert "FACESVC_NORMALISE_EMBEDDINGS=true" in r["other_models"][0]["action"]

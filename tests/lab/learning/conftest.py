@@ -27,7 +27,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def base_pipeline(settings: Settings) -> FacePipeline:
-    return FacePipeline.load(settings)
+    """The base model heads are trained on: un-normalised (triplet_run.base_pipeline)."""
+    return FacePipeline.load(settings.model_copy(update={"normalise_embeddings": False}))
 
 
 @pytest.fixture(scope="session")

@@ -68,19 +68,21 @@ class BackboneInfo:
 
 
 def configured_backbones(
-    source: BackboneOptions | Settings, active: Backbone
+    source: BackboneOptions | Settings, active: Backbone, *, normalise: bool = True
 ) -> list[BackboneInfo]:
-    """The active backbone, then every other one whose weights are present or configured."""
+    """The active backbone, then every other one whose weights are present or configured
+    (`normalise`: FACESVC_NORMALISE_EMBEDDINGS, which picks dlib's thresholds)."""
     from app.core.model.backbones import dlib_resnet, facenet
 
     options = BackboneOptions.of(source)
     infos = [BackboneInfo.of(active)]
+    dlib_calibration = dlib_resnet.CALIBRATION_L2 if normalise else dlib_resnet.CALIBRATION
     candidates: list[Callable[[], BackboneInfo]] = [
         lambda: BackboneInfo(
             dlib_resnet.MODEL_NAME,
             dlib_resnet.DlibResNetBackbone.licence,
             dlib_resnet.EMBEDDING_SIZE,
-            dlib_resnet.CALIBRATION,
+            dlib_calibration,
         )
     ]
     if options.facenet_weights is not None and options.facenet_weights.is_file():

@@ -123,6 +123,19 @@ async def other_model_faces_exist(session: AsyncSession, model: tuple[str, str])
     return bool(await session.scalar(select(exists().where(_other_model(model)))))
 
 
+async def other_model_face_counts(
+    session: AsyncSession, model: tuple[str, str]
+) -> Sequence[Row[str, str, int]]:
+    """(model name, model version, faces) of every other model with stored faces."""
+    query = (
+        select(Face.model_name, Face.model_version, func.count())
+        .where(_other_model(model))
+        .group_by(Face.model_name, Face.model_version)
+        .order_by(Face.model_name, Face.model_version)
+    )
+    return (await session.execute(query)).all()
+
+
 async def face_id_fingerprint(session: AsyncSession, model: tuple[str, str]) -> tuple[int, int]:
     """Count and sum of the ids of `model`'s faces, in one aggregate query (what the
     index compares itself with)."""
