@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from app.core.errors import FacesvcError
+from app.core.model.backbones.normalised import unnormalised
 from app.core.model.pipeline import FacePipeline
 from app.lab.evaluation.dataset import FaceSet
 
@@ -18,6 +20,15 @@ def embed_set(
     """Every image's embedding (None: no face), through the evaluation cache that
     `facesvc eval` fills (default folder: <cache_dir>/eval)."""
     from app.lab.evaluation.cache import EmbeddingCache, embed_face_set
+
+    network = unnormalised(pipeline.backbone)
+    if network is not pipeline.backbone:
+        # The L2 version's embeddings are the base version's divided by their norms, so
+        # one cache (the base's) serves both versions and a set is embedded only once.
+        options = replace(pipeline.options, normalise_embeddings=False)
+        plain = FacePipeline(options, pipeline.detector, network)
+        raw = embed_set(plain, face_set, cache_folder, use_cache)
+        return {path: None if v is None else v / np.linalg.norm(v) for path, v in raw.items()}
 
     cache = None
     if use_cache:
