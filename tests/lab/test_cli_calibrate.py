@@ -113,7 +113,10 @@ def test_calibrated_far_holds_on_held_out_identities(capsys: pytest.CaptureFixtu
     rows = held["gallery_model_validation"]["independent"]["rows"]
     assert [row["gallery_size"] for row in rows][-1] > 500
     for row in rows:
-        assert 0.5e-2 <= row["measured_fpir"] <= 2e-2, row
+        # Never above twice the target. Below it, the L2 default's independence model is
+        # conservative from N = 128 on (0.38-0.46% for 1% asked; docs/open-set.md,
+        # section 2): strangers get in less often than promised, at some FNIR.
+        assert 0.3e-2 <= row["measured_fpir"] <= 2e-2, row
         assert row["expected_fnir"] == pytest.approx(row["measured_fnir"], abs=0.06), row
 
 
