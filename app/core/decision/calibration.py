@@ -1,5 +1,6 @@
 """The thresholds the service decides with: the newest stored calibration of the active
-model, else the backbone's built-in one.
+model, else the backbone's built-in one (whose 1:N tau follows the gallery size too when
+it carries a gallery model).
 
 With `follow_gallery`, tau_identify is re-derived on every request from the number of
 faces in the search index, so that the stored target FPIR holds as the gallery grows
@@ -9,7 +10,7 @@ one the gallery model expects there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,10 +48,29 @@ def from_stored(row: StoredCalibration, gallery_size: int) -> Calibration:
     )
 
 
+def from_built_in(built_in: Calibration, gallery_size: int) -> Calibration:
+    """A backbone's built-in calibration, its 1:N tau re-derived for `gallery_size` when
+    it carries a gallery model (the L2 default does), as a stored one's is."""
+    if built_in.gallery_model is None:
+        return built_in
+    model = GalleryModel.from_dict(built_in.gallery_model)
+    size = max(gallery_size, 1)
+    tau_identify = model.tau_for_fpir(built_in.fpir_identify, size)
+    return replace(
+        built_in,
+        tau_identify=tau_identify,
+        fnir_identify=model.expected_fnir(tau_identify, size),
+        gallery_size=size,
+    )
+
+
 def gallery_model_of(active: ActiveCalibration) -> GalleryModel | None:
-    """The stored model of FPIR against gallery size, if the calibration in use has one
-    (every stored calibration does; the backbones' built-in ones do not)."""
-    data = None if active.stored is None else active.stored.report.get("gallery_model")
+    """The model of FPIR against gallery size of the calibration in use, if it has one
+    (every stored calibration does; of the built-in ones, the L2 default's)."""
+    if active.stored is None:
+        data = active.calibration.gallery_model
+    else:
+        data = active.stored.report.get("gallery_model")
     return None if data is None else GalleryModel.from_dict(data)
 
 
@@ -59,7 +79,7 @@ async def active_calibration(
 ) -> ActiveCalibration:
     row = await repository.latest(session, model)
     if row is None:
-        return ActiveCalibration(built_in, None)
+        return ActiveCalibration(from_built_in(built_in, gallery_size), None)
     return ActiveCalibration(from_stored(row, gallery_size), row)
 
 

@@ -6,6 +6,7 @@ calibration; this module only evaluates it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,7 +95,7 @@ class GalleryModel:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GalleryModel:
+    def from_dict(cls, data: Mapping[str, Any]) -> GalleryModel:
         a, b, k = data["weibull"]
         return cls(
             kind=data["kind"],

@@ -8,6 +8,8 @@ import math
 import pytest
 from sqlalchemy import update
 
+from app.core.decision.calibration import from_built_in
+from app.core.decision.open_set import GalleryModel
 from app.core.model.pipeline import FacePipeline
 from app.core.store.rows.identities import Face
 from tests.support.factories import (
@@ -92,7 +94,8 @@ def test_compare(api: Api, pipeline: FacePipeline) -> None:
 
 
 def test_recognize_known_unknown_top_k_all_faces(api: Api, pipeline: FacePipeline) -> None:
-    tau = pipeline.backbone.calibration.tau_identify
+    # the built-in 1:N tau, re-derived for the 5 enrolled faces (the L2 default's model)
+    tau = from_built_in(pipeline.backbone.calibration, 5).tau_identify
     *group, stranger = people(6)
     enrolled = {
         person: api.enroll(photo(person), f"p{i}").json()["identity"]
@@ -186,7 +189,7 @@ def test_detect_and_models(api: Api, pipeline: FacePipeline) -> None:
     api.enroll(photo(a), "x")
     m = api.get("/v1/models").json()["active"]
     backbone = pipeline.backbone
-    cal = backbone.calibration
+    cal = from_built_in(backbone.calibration, 1)  # 1:N re-derived for the one face enrolled
     assert (m["name"], m["version"]) == pipeline.model  # backbone version + settings digest
     assert m["embedding_size"] == backbone.embedding_size
     assert m["verify"]["default"] == cal.tau_verify
@@ -217,7 +220,9 @@ def test_recognize_margin_is_to_the_nearest_other_person(api: Api, pipeline: Fac
     runner_up = min(_distance(pipeline, probe, photo(p)) for p in (b, c))
     assert face["distance"] == pytest.approx(best, abs=1e-4)
     assert face["margin"] == pytest.approx(runner_up - best, abs=1e-4)
-    assert face["confidence"] is None  # the built-in calibration has no gallery model
+    # the built-in L2 calibration carries a gallery model: 1 - FPIR(distance, 12 faces)
+    model = GalleryModel.from_dict(pipeline.backbone.calibration.gallery_model or {})
+    assert face["confidence"] == pytest.approx(model.stranger_rarity(best, 12), abs=1e-4)
     # top_k does not change the margin; the runner-up listed is the other person
     wide = api.recognize(probe, top_k=2, include_rejected=True).json()["faces"][0]
     first, second = (x["identity"]["name"] for x in wide["candidates"])

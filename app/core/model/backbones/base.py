@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,10 @@ class Calibration:
     fnir_identify: float  # enrolled people missed at tau_identify
     gallery_size: int  # gallery size the 1:N figures were measured with
     source: str  # data set and command that produced the figures
+    # FPIR against gallery size (`app.core.decision.open_set.GalleryModel.as_dict`): with
+    # it, tau_identify is re-derived from the live gallery size, as a stored
+    # calibration's is; None: tau_identify holds at every size.
+    gallery_model: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 class Backbone(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import tempfile
@@ -71,7 +72,11 @@ CALIBRATION_L2 = Calibration(
     fnir_identify=0.2679,
     gallery_size=247,
     source="lfw_dev (LFW folds 1-3, deep-funneled), shared PROTOCOL.md sections 2 and 3, "
-    "L2-normalised: facesvc eval --data ../shared/faces/lfw_dev",
+    "L2-normalised: facesvc eval --data ../shared/faces/lfw_dev; tau_identify follows the "
+    "gallery size: facesvc calibrate --data ../shared/faces/lfw_dev --far 1e-3 --json",
+    # Fitted to lfw_dev's impostor and mated distances (quantiles only, no embedding);
+    # docs/open-set.md section 2 measures it on people held out of the fit.
+    gallery_model=json.loads((Path(__file__).parent / "dlib_resnet_l2_gallery.json").read_text()),
 )
 
 
