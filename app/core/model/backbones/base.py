@@ -46,3 +46,20 @@ class Backbone(Protocol):
     def embed(self, chips: list[RGBImage] | npt.NDArray[np.uint8]) -> Embedding:
         """Embed a batch of aligned crops, (n, size, size, 3) uint8 -> (n, d) float32."""
         ...
+
+
+def unit_vector_placeholder(source: str) -> Calibration:
+    """A placeholder operating point for L2-normalised embeddings that were never measured:
+    1.1 (1:1) and 0.8 (1:N) in squared distance, the commonly quoted facenet thresholds;
+    `source` says why nothing was measured."""
+    nan = float("nan")
+    return Calibration(
+        tau_verify=1.1,
+        far_verify=nan,
+        tar_verify=nan,
+        tau_identify=0.8,
+        fpir_identify=nan,
+        fnir_identify=nan,
+        gallery_size=0,
+        source=source,
+    )

@@ -17,7 +17,7 @@ from facenet_pytorch import InceptionResnetV1
 
 from app.core.errors import ModelUnavailable
 from app.core.model.align import Alignment
-from app.core.model.backbones.base import Calibration
+from app.core.model.backbones.base import unit_vector_placeholder
 from app.core.model.device import resolve_device
 from app.core.model.options import BackboneOptions
 from app.core.model.templates import ARCFACE_112
@@ -28,17 +28,9 @@ INPUT_SIZE = 160
 # The standard ArcFace five-point template, scaled to 160 px. Not measured here:
 # without the weights no figure about this backbone can be produced on this machine.
 ALIGNMENT = Alignment(size=INPUT_SIZE, template=ARCFACE_112.template * INPUT_SIZE / 112)
-# Placeholder operating point until the model can be calibrated with `facesvc eval`;
-# 1.1 on unit vectors is the commonly quoted facenet threshold (as squared distance).
-UNCALIBRATED = Calibration(
-    tau_verify=1.1,
-    far_verify=float("nan"),
-    tar_verify=float("nan"),
-    tau_identify=0.8,
-    fpir_identify=float("nan"),
-    fnir_identify=float("nan"),
-    gallery_size=0,
-    source="not calibrated: the weights were not available where this release was measured",
+# Placeholder operating point until the model can be calibrated with `facesvc eval`.
+UNCALIBRATED = unit_vector_placeholder(
+    "not calibrated: the weights were not available where this release was measured"
 )
 
 

@@ -16,21 +16,14 @@ import numpy.typing as npt
 import torch
 
 from app.core.model.align import Alignment
-from app.core.model.backbones.base import Backbone, Calibration
+from app.core.model.backbones.base import Backbone, Calibration, unit_vector_placeholder
 from app.core.model.types import Embedding, RGBImage
 
 VERSION_SUFFIX = "+l2"
 
 # Used only for a base without a measured L2 calibration (none of the built-in ones).
-UNCALIBRATED = Calibration(
-    tau_verify=1.1,
-    far_verify=float("nan"),
-    tar_verify=float("nan"),
-    tau_identify=0.8,
-    fpir_identify=float("nan"),
-    fnir_identify=float("nan"),
-    gallery_size=0,
-    source="not calibrated: no L2 calibration was measured for this model",
+UNCALIBRATED = unit_vector_placeholder(
+    "not calibrated: no L2 calibration was measured for this model"
 )
 
 
