@@ -29,6 +29,8 @@ from app.core.store import db
 from app.core.store.index_sync import IndexedSession, catch_up
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
+from app.domains.collections.router import router as collections_router
+from app.domains.collections.service import CollectionService
 from app.domains.health.docs import docs_router
 from app.domains.health.router import metrics_router
 from app.domains.health.router import router as health_router
@@ -158,6 +160,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             keep_thumbnails=settings.keep_thumbnails,
             max_image_bytes=settings.max_image_bytes,
         )
+        state.collections = CollectionService(engine=engine, sessions=sessions, gallery=gallery)
         state.jobs = JobService(sessions=sessions, runner=stylize, settings=settings)
         state.health = HealthService(
             engine=engine, inference=inference, gallery=gallery, metrics=metrics
@@ -199,6 +202,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         redirect_slashes=False,
     )
     errors.install(app)
+    app.include_router(collections_router)
     app.include_router(identities_router)
     app.include_router(recognition_router)
     app.include_router(models_router)

@@ -11,6 +11,7 @@ from app.core.config import Settings
 from app.core.store.base import Base
 from app.core.store.db import sync_url
 from app.core.store.rows import calibrations as _calibrations  # noqa: F401
+from app.core.store.rows import collections as _collections  # noqa: F401
 from app.core.store.rows import identities as _identities  # noqa: F401  (registers tables)
 from app.core.store.rows import jobs as _stylize  # noqa: F401
 from app.core.store.rows import keys as _keys  # noqa: F401

@@ -7,9 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from app.core import bounds
+from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.core.store.rows.identities import Identity
 
 # Trimmed, 1-200 characters, no control characters (NUL included).
@@ -19,6 +20,18 @@ ExternalId = bounds.Label
 # strings without control characters (tab and newline allowed in strings).
 Metadata = Annotated[dict[str, Any] | None, BeforeValidator(bounds.metadata)]
 Box = tuple[float, float, float, float]
+# A collection's name: safe in a URL path, 1-100 characters.
+CollectionName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
+]
+COLLECTION_HELP = (
+    "The collection to work in (docs/service.md, Collections); an identity of another "
+    "collection answers as not found. A key bound to other collections gets 403."
+)
+# A form field of every request that reads or writes the gallery.
+CollectionField = Annotated[
+    CollectionName, Field(description=COLLECTION_HELP, examples=[DEFAULT_COLLECTION])
+]
 
 
 def as_utc(value: datetime) -> datetime:

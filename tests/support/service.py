@@ -84,6 +84,8 @@ def _clean_postgres(url: str) -> None:
     with psycopg.connect(plain, autocommit=True) as conn:
         tables = "identities, faces, api_keys, calibrations, stylize_jobs"
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        # the default collection (made by migration 0004) stays; every other one goes
+        conn.execute("DELETE FROM collections WHERE name <> 'default'")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

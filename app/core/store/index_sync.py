@@ -2,7 +2,8 @@
 
 Services *stage* index changes on the session; they are applied only after the commit
 succeeded (SQLAlchemy's `after_commit` event) and dropped on rollback, so a failed commit
-leaves no vector behind. `catch_up` compares the index with the database (count and sum of
+leaves no vector behind. A face's collection never changes, so the ids alone tell the
+index from the database. `catch_up` compares the index with the database (count and sum of
 face ids, one aggregate query) and repairs any difference: the index is rebuilt this way
 at start, and other worker processes pick up each other's enrolls and deletes.
 """
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.core.store.repos import identities as repo
+from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 from app.core.store.vector_index import GalleryIndex, Vectors
 
 _PENDING = "facesvc.index_ops"
@@ -42,10 +44,14 @@ def _discard(session: Session) -> None:
 
 
 def stage_add(
-    session: AsyncSession, index: GalleryIndex, ids: Sequence[int], vectors: Vectors
+    session: AsyncSession,
+    index: GalleryIndex,
+    ids: Sequence[int],
+    vectors: Vectors,
+    collection: int = DEFAULT_COLLECTION_ID,
 ) -> None:
     ids = list(ids)
-    _pending(session.sync_session).append(lambda: index.add(ids, vectors))
+    _pending(session.sync_session).append(lambda: index.add(ids, vectors, collection))
 
 
 def stage_remove(session: AsyncSession, index: GalleryIndex, ids: Sequence[int]) -> None:
@@ -71,8 +77,8 @@ async def catch_up(
         count, id_sum = await repo.face_id_fingerprint(session, model)
         if count == len(index) and id_sum == index.id_sum:
             return False
-        db_ids = await repo.face_ids_of_model(session, model)
-        vectors = await repo.embeddings(session, sorted(db_ids - index.ids()), index.dim)
-        if index.reconcile(db_ids, vectors, seen):
+        db_faces = await repo.face_collections_of_model(session, model)
+        vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
+        if index.reconcile(db_faces.keys(), vectors, seen, db_faces):
             return True
     return False

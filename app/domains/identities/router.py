@@ -12,6 +12,7 @@ from app.api.deps import EnrollKey, ReadKey, from_state
 from app.api.forms import JSON, media_type, openapi_body, openapi_json_body, parse_form, parse_json
 from app.core.bounds import Label, PlainText
 from app.core.errors import UnsupportedMediaType
+from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.domains.identities.schemas import (
     AddFaceForm,
     EnrollForm,
@@ -22,12 +23,15 @@ from app.domains.identities.schemas import (
     IdentityPatch,
 )
 from app.domains.identities.service import IdentityService
+from app.domains.shared import COLLECTION_HELP, CollectionName
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 
 IdentitiesDep = Annotated[IdentityService, Depends(from_state("identities"))]
 
 IMAGE = ("image",)
+# The collection of a route without a form (GET, PATCH, DELETE): a query parameter.
+InCollection = Annotated[CollectionName, Query(description=COLLECTION_HELP)]
 
 
 def require_json(request: Request) -> None:
@@ -45,10 +49,11 @@ def require_json(request: Request) -> None:
 )
 async def enroll(
     request: Request,
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
 ) -> EnrollOut:
     form = await parse_form(request, EnrollForm, IMAGE, identities.max_image_bytes)
+    principal.check_collection(form.collection)
     return await identities.enroll(form)
 
 
@@ -63,22 +68,27 @@ async def enroll(
 async def add_face(
     identity_id: uuid.UUID,
     request: Request,
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
 ) -> EnrollOut:
     form = await parse_form(request, AddFaceForm, IMAGE, identities.max_image_bytes)
+    principal.check_collection(form.collection)
     return await identities.add_face(identity_id, form)
 
 
 @router.get("", response_model=IdentityPage, responses=errors.responses())
 async def list_identities(
-    _: ReadKey,
+    principal: ReadKey,
     identities: IdentitiesDep,
     cursor: Annotated[PlainText | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     external_id: Annotated[Label | None, Query(max_length=200)] = None,
+    collection: InCollection = DEFAULT_COLLECTION,
 ) -> IdentityPage:
-    return await identities.list_page(cursor=cursor, limit=limit, external_id=external_id)
+    principal.check_collection(collection)
+    return await identities.list_page(
+        cursor=cursor, limit=limit, external_id=external_id, collection=collection
+    )
 
 
 @router.get(
@@ -87,9 +97,13 @@ async def list_identities(
     responses=errors.responses(errors.NOT_FOUND),
 )
 async def get_identity(
-    identity_id: uuid.UUID, _: ReadKey, identities: IdentitiesDep
+    identity_id: uuid.UUID,
+    principal: ReadKey,
+    identities: IdentitiesDep,
+    collection: InCollection = DEFAULT_COLLECTION,
 ) -> IdentityDetail:
-    return await identities.detail(identity_id)
+    principal.check_collection(collection)
+    return await identities.detail(identity_id, collection=collection)
 
 
 @router.patch(
@@ -101,13 +115,15 @@ async def get_identity(
 async def update_identity(
     identity_id: uuid.UUID,
     request: Request,
-    _: EnrollKey,
+    principal: EnrollKey,
     __: Annotated[None, Depends(require_json)],
     identities: IdentitiesDep,
     background: BackgroundTasks,
+    collection: InCollection = DEFAULT_COLLECTION,
 ) -> IdentityOut:
+    principal.check_collection(collection)
     patch = await parse_json(request, IdentityPatch)
-    updated = await identities.update(identity_id, patch)
+    updated = await identities.update(identity_id, patch, collection=collection)
     background.add_task(identities.checkpoint)  # the old name leaves the WAL too
     return updated
 
@@ -120,11 +136,13 @@ async def update_identity(
 )
 async def delete_identity(
     identity_id: uuid.UUID,
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
+    collection: InCollection = DEFAULT_COLLECTION,
 ) -> None:
-    await identities.delete(identity_id)
+    principal.check_collection(collection)
+    await identities.delete(identity_id, collection=collection)
     background.add_task(identities.checkpoint)  # after the response
 
 
@@ -137,9 +155,11 @@ async def delete_identity(
 async def delete_face(
     identity_id: uuid.UUID,
     face_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
+    collection: InCollection = DEFAULT_COLLECTION,
 ) -> None:
-    await identities.delete_face(identity_id, face_id)
+    principal.check_collection(collection)
+    await identities.delete_face(identity_id, face_id, collection=collection)
     background.add_task(identities.checkpoint)  # after the response

@@ -7,8 +7,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.core.store.rows.identities import Face
-from app.domains.shared import Box, ExternalId, IdentityOut, Metadata, Name, as_utc
+from app.domains.shared import (
+    Box,
+    CollectionField,
+    ExternalId,
+    IdentityOut,
+    Metadata,
+    Name,
+    as_utc,
+)
 
 
 class FaceOut(BaseModel):
@@ -56,9 +65,12 @@ class EnrollForm(BaseModel):
 
     image: bytes = Field(description="Photo with exactly one face (or use largest_face).")
     name: Name
-    external_id: ExternalId | None = Field(None, description="Your own unique id.")
+    external_id: ExternalId | None = Field(
+        None, description="Your own id, unique within the collection."
+    )
     metadata: Metadata = Field(None, description="Free-form JSON object.")
     largest_face: bool = Field(False, description="Use the largest face if there are several.")
+    collection: CollectionField = DEFAULT_COLLECTION
 
 
 class AddFaceForm(BaseModel):
@@ -66,6 +78,7 @@ class AddFaceForm(BaseModel):
 
     image: bytes = Field(description="Another photo of the same person.")
     largest_face: bool = Field(False, description="Use the largest face if there are several.")
+    collection: CollectionField = DEFAULT_COLLECTION
 
 
 class IdentityPatch(BaseModel):

@@ -15,7 +15,9 @@ from app.core.model.pipeline import FaceResult
 from app.core.serving.inference import FaceInference
 from app.core.store import db
 from app.core.store.index_sync import stage_add, stage_remove
+from app.core.store.repos import collections as collections_repo
 from app.core.store.repos import identities as repo
+from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.core.store.rows.identities import Face, Identity
 from app.core.store.unit_of_work import unit_of_work
 from app.core.store.vector_index import GalleryIndex
@@ -43,10 +45,14 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raise ValidationFailed("cursor: not a cursor returned by this API") from exc
 
 
-async def load_identity(session: AsyncSession, identity_id: uuid.UUID) -> Identity:
-    identity = await repo.get_identity(session, identity_id)
+async def load_identity(
+    session: AsyncSession, identity_id: uuid.UUID, collection: str = DEFAULT_COLLECTION
+) -> Identity:
+    """The identity in `collection`; one in another collection answers as not found."""
+    where = await collections_repo.require(session, collection)
+    identity = await repo.get_identity(session, identity_id, where.id)
     if identity is None:
-        raise NotFound(f"no identity with id {identity_id}")
+        raise NotFound(f"no identity with id {identity_id} in the collection {collection!r}")
     return identity
 
 
@@ -93,7 +99,8 @@ class IdentityService:
             detection_score=float(detection.score) if detection else None,
             thumbnail=_thumbnail(result) if self.keep_thumbnails else None,
         )
-        stage_add(session, self.gallery, [face.id], result.embedding.reshape(1, -1))
+        vector = result.embedding.reshape(1, -1)
+        stage_add(session, self.gallery, [face.id], vector, identity.collection_id)
         return face
 
     async def _embed(self, image: bytes, largest_face: bool) -> FaceResult:
@@ -103,34 +110,45 @@ class IdentityService:
 
     async def enroll(self, form: EnrollForm) -> EnrollOut:
         async with unit_of_work(self.sessions) as session:
+            collection = await collections_repo.require(session, form.collection)
             if form.external_id is not None and await repo.get_by_external_id(
-                session, form.external_id
+                session, form.external_id, collection.id
             ):
                 raise Conflict(f"external_id {form.external_id!r} is already enrolled")
             await db.release(session)  # no pooled connection held through inference
             result = await self._embed(form.image, form.largest_face)
             with self.metrics.stage("database"):
                 identity = await repo.add_identity(
-                    session, form.name, form.external_id, form.metadata or {}
+                    session, form.name, form.external_id, form.metadata or {}, collection.id
                 )
                 face = await self._store_face(session, identity, result)
             return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
     async def add_face(self, identity_id: uuid.UUID, form: AddFaceForm) -> EnrollOut:
         async with unit_of_work(self.sessions) as session:
-            identity = await load_identity(session, identity_id)
+            identity = await load_identity(session, identity_id, form.collection)
             await db.release(session)  # no pooled connection held through inference
             result = await self._embed(form.image, form.largest_face)
             face = await self._store_face(session, identity, result)
             return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
     async def list_page(
-        self, *, cursor: str | None, limit: int, external_id: str | None
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        external_id: str | None,
+        collection: str = DEFAULT_COLLECTION,
     ) -> IdentityPage:
         after = decode_cursor(cursor) if cursor else None
         async with unit_of_work(self.sessions) as session:
+            where = await collections_repo.require(session, collection)
             rows = await repo.list_identities(
-                session, after=after, limit=limit + 1, external_id=external_id
+                session,
+                after=after,
+                limit=limit + 1,
+                external_id=external_id,
+                collection_id=where.id,
             )
             more = len(rows) > limit
             rows = rows[:limit]
@@ -139,16 +157,24 @@ class IdentityService:
                 next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
             )
 
-    async def detail(self, identity_id: uuid.UUID) -> IdentityDetail:
+    async def detail(
+        self, identity_id: uuid.UUID, *, collection: str = DEFAULT_COLLECTION
+    ) -> IdentityDetail:
         async with unit_of_work(self.sessions) as session:
-            identity = await load_identity(session, identity_id)
+            identity = await load_identity(session, identity_id, collection)
             return IdentityDetail(
                 identity=IdentityOut.of(identity), faces=[FaceOut.of(f) for f in identity.faces]
             )
 
-    async def update(self, identity_id: uuid.UUID, patch: IdentityPatch) -> IdentityOut:
+    async def update(
+        self,
+        identity_id: uuid.UUID,
+        patch: IdentityPatch,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> IdentityOut:
         async with unit_of_work(self.sessions) as session:
-            identity = await load_identity(session, identity_id)
+            identity = await load_identity(session, identity_id, collection)
             if patch.name is not None:
                 identity.name = patch.name
             if patch.metadata is not None:
@@ -156,16 +182,19 @@ class IdentityService:
             await session.flush()
             return IdentityOut.of(identity)
 
-    async def delete(self, identity_id: uuid.UUID) -> None:
+    async def delete(self, identity_id: uuid.UUID, *, collection: str = DEFAULT_COLLECTION) -> None:
         async with unit_of_work(self.sessions) as session:
+            await load_identity(session, identity_id, collection)  # 404 if in another
             face_ids = await repo.delete_identity(session, identity_id)
             if face_ids is None:
                 raise NotFound(f"no identity with id {identity_id}")
             stage_remove(session, self.gallery, face_ids)
 
-    async def delete_face(self, identity_id: uuid.UUID, face_id: int) -> None:
+    async def delete_face(
+        self, identity_id: uuid.UUID, face_id: int, *, collection: str = DEFAULT_COLLECTION
+    ) -> None:
         async with unit_of_work(self.sessions) as session:
-            identity = await load_identity(session, identity_id)
+            identity = await load_identity(session, identity_id, collection)
             face = next((f for f in identity.faces if f.id == face_id), None)
             if face is None:
                 raise NotFound(f"identity {identity_id} has no face {face_id}")

@@ -43,6 +43,7 @@ PAIR = ("image_a", "image_b")
 )
 async def verify(request: Request, principal: VerifyKey, service: Recognition) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, service.max_image_bytes)
+    principal.check_collection(form.collection)
     return await service.verify(form, may_read=principal.allows(Scope.read))
 
 
@@ -69,6 +70,7 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
 )
 async def recognize(request: Request, principal: VerifyKey, service: Recognition) -> RecognizeOut:
     form = await parse_form(request, RecognizeForm, IMAGE, service.max_image_bytes)
+    principal.check_collection(form.collection)
     return await service.recognize(form, may_read=principal.allows(Scope.read))
 
 

@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 from app.core.model.types import Detection
-from app.domains.shared import Box, ExternalId, IdentityOut
+from app.core.store.rows.collections import DEFAULT_COLLECTION
+from app.domains.shared import Box, CollectionField, ExternalId, IdentityOut
 
 Threshold = Annotated[
     FiniteFloat | None,
@@ -46,6 +47,7 @@ class VerifyForm(BaseModel):
     external_id: ExternalId | None = Field(None, description="Alternatively, your own id.")
     threshold: Threshold = None
     largest_face: bool = Field(False, description="Use the largest face if there are several.")
+    collection: CollectionField = DEFAULT_COLLECTION
 
     @model_validator(mode="after")
     def _one_target(self) -> VerifyForm:
@@ -76,6 +78,7 @@ class RecognizeForm(BaseModel):
         "answer rejected), with `distance` of an unknown face; needs a key with the "
         "`read` scope (403 otherwise).",
     )
+    collection: CollectionField = DEFAULT_COLLECTION
 
 
 class DetectForm(BaseModel):
@@ -158,7 +161,10 @@ class RecognizedFace(BaseModel):
 
 
 class RecognizeOut(BaseModel):
-    threshold: float = Field(description="The threshold that decided each `identity`.")
+    threshold: float = Field(
+        description="The threshold that decided each `identity`: the calibrated one "
+        "follows the size of the collection searched."
+    )
     faces: list[RecognizedFace]
 
 

@@ -37,6 +37,7 @@ from app.core.model.verifier import Verifier
 from app.core.serving.inference import FaceInference
 from app.core.store.codec import embedding_from_bytes
 from app.core.store.index_sync import catch_up
+from app.core.store.repos import collections as collections_repo
 from app.core.store.repos import identities as repo
 from app.core.store.rows.identities import Identity
 from app.core.store.vector_index import GalleryIndex
@@ -111,7 +112,8 @@ class RecognitionService:
         async with self._sessions() as session:
             with self._metrics.stage("database"):
                 calibration = await self._calibration(session, gallery_size=0)
-                identity, missing = await _target(session, form)
+                collection = await collections_repo.require(session, form.collection)
+                identity, missing = await _target(session, form, collection.id)
             threshold = self._thresholds.verify(calibration, form.threshold)
             probe_face = DetectedFace.of(probe.detection)
             if identity is None:
@@ -184,9 +186,11 @@ class RecognitionService:
         model = self._inference.model
         async with self._sessions() as session:
             with self._metrics.stage("database"):
+                collection = await collections_repo.require(session, form.collection)
                 await model_match.check_gallery(session, model)
                 await catch_up(session, self._gallery, model)  # other workers' changes
-                gallery_size = len(self._gallery)
+                # N is the collection's: only its faces can answer a stranger's search
+                gallery_size = self._gallery.count(collection.id)
                 active = await self._active_calibration(session, gallery_size)
             threshold = self._thresholds.identify(active.calibration, form.threshold)
             door = _Door(gallery_model_of(active), gallery_size)
@@ -194,7 +198,9 @@ class RecognitionService:
             faces = []
             for result in results:
                 # at least two people, so that the margin has its runner-up
-                candidates = await self._candidates(session, result.embedding, max(top_k, 2))
+                candidates = await self._candidates(
+                    session, result.embedding, max(top_k, 2), collection.id
+                )
                 faces.append(self._recognized(result, candidates, threshold, form, top_k, door))
         return RecognizeOut(threshold=threshold, faces=faces)
 
@@ -246,13 +252,13 @@ class RecognitionService:
         return None if self._verifier is None else self._verifier.probability(a, b)
 
     async def _candidates(
-        self, session: AsyncSession, vector: Embedding, top_k: int
+        self, session: AsyncSession, vector: Embedding, top_k: int, collection_id: int
     ) -> list[Candidate]:
-        """The top_k nearest *identities*: more faces are searched until top_k people
-        are found or the gallery runs out."""
+        """The top_k nearest *identities* of the collection: more faces are searched
+        until top_k people are found or the collection runs out."""
         k = top_k * 4
         while True:
-            hits = await anyio.to_thread.run_sync(self._gallery.search, vector, k)
+            hits = await anyio.to_thread.run_sync(self._gallery.search, vector, k, collection_id)
             faces = await repo.faces_with_identities(session, [face_id for face_id, _ in hits])
             nearest = identify.nearest_per_identity(
                 hits, {face_id: face.identity_id for face_id, face in faces.items()}
@@ -285,15 +291,19 @@ class _Door:
         return self.model.stranger_rarity(distance, max(self.gallery_size, 1))
 
 
-async def _target(session: AsyncSession, form: VerifyForm) -> tuple[Identity | None, str]:
-    """The claimed identity, or None and how to say it is missing."""
+async def _target(
+    session: AsyncSession, form: VerifyForm, collection_id: int
+) -> tuple[Identity | None, str]:
+    """The claimed identity in the collection, or None and how to say it is missing
+    (one in another collection is missing too)."""
+    where = f"in the collection {form.collection!r}"
     if form.identity_id is not None:
-        identity = await repo.get_identity(session, form.identity_id)
-        missing = f"no identity with id {form.identity_id}"
+        identity = await repo.get_identity(session, form.identity_id, collection_id)
+        missing = f"no identity with id {form.identity_id} {where}"
     else:
         assert form.external_id is not None
-        identity = await repo.get_by_external_id(session, form.external_id)
-        missing = f"no identity with external_id {form.external_id!r}"
+        identity = await repo.get_by_external_id(session, form.external_id, collection_id)
+        missing = f"no identity with external_id {form.external_id!r} {where}"
     return identity, missing
 
 

@@ -12,37 +12,64 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload, undefer
 
 from app.core.store.codec import embedding_from_bytes, embedding_to_bytes
+from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 from app.core.store.rows.identities import Face, Identity
 from app.core.store.vector_index import Vectors
 
 
 async def add_identity(
-    session: AsyncSession, name: str, external_id: str | None, meta: dict[str, Any]
+    session: AsyncSession,
+    name: str,
+    external_id: str | None,
+    meta: dict[str, Any],
+    collection_id: int = DEFAULT_COLLECTION_ID,
 ) -> Identity:
-    identity = Identity(name=name, external_id=external_id, meta=meta, faces=[])
+    identity = Identity(
+        name=name, external_id=external_id, meta=meta, faces=[], collection_id=collection_id
+    )
     session.add(identity)
     await session.flush()
     return identity
 
 
-async def get_identity(session: AsyncSession, identity_id: uuid.UUID) -> Identity | None:
-    query = select(Identity).where(Identity.id == identity_id).options(selectinload(Identity.faces))
+def _in(collection_id: int | None) -> list[ColumnElement[bool]]:
+    """The filter to one collection (None: every collection)."""
+    return [] if collection_id is None else [Identity.collection_id == collection_id]
+
+
+async def get_identity(
+    session: AsyncSession, identity_id: uuid.UUID, collection_id: int | None = None
+) -> Identity | None:
+    """The identity with its faces; None also when it is in another collection."""
+    query = (
+        select(Identity)
+        .where(Identity.id == identity_id, *_in(collection_id))
+        .options(selectinload(Identity.faces))
+    )
     return await session.scalar(query)
 
 
-async def get_by_external_id(session: AsyncSession, external_id: str) -> Identity | None:
+async def get_by_external_id(
+    session: AsyncSession, external_id: str, collection_id: int = DEFAULT_COLLECTION_ID
+) -> Identity | None:
+    """external_id is unique within a collection only."""
     query = (
         select(Identity)
-        .where(Identity.external_id == external_id)
+        .where(Identity.external_id == external_id, Identity.collection_id == collection_id)
         .options(selectinload(Identity.faces))
     )
     return await session.scalar(query)
 
 
 async def list_identities(
-    session: AsyncSession, *, after: uuid.UUID | None, limit: int, external_id: str | None
+    session: AsyncSession,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    external_id: str | None,
+    collection_id: int | None = None,
 ) -> list[Identity]:
-    query = select(Identity).order_by(Identity.id).limit(limit)
+    query = select(Identity).where(*_in(collection_id)).order_by(Identity.id).limit(limit)
     if after is not None:
         query = query.where(Identity.id > after)
     if external_id is not None:
@@ -149,8 +176,16 @@ async def face_id_fingerprint(session: AsyncSession, model: tuple[str, str]) -> 
     return int(count), int(id_sum)
 
 
-async def face_ids_of_model(session: AsyncSession, model: tuple[str, str]) -> set[int]:
-    return set((await session.scalars(select(Face.id).where(*_same_model(model)))).all())
+async def face_collections_of_model(
+    session: AsyncSession, model: tuple[str, str]
+) -> dict[int, int]:
+    """Face id -> collection id of every face of `model` (what the index holds)."""
+    query = (
+        select(Face.id, Identity.collection_id)
+        .join(Identity, Identity.id == Face.identity_id)
+        .where(*_same_model(model))
+    )
+    return {row.id: row.collection_id for row in await session.execute(query)}
 
 
 async def embeddings(session: AsyncSession, face_ids: list[int], dim: int) -> dict[int, Vectors]:

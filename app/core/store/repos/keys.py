@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.access import Principal, Scope
 from app.core.errors import NotFound, ValidationFailed
+from app.core.store.repos.collections import ids_of, names_of
 from app.core.store.rows.keys import ApiKey
 
 
@@ -32,8 +33,12 @@ def _split(key: str) -> str | None:
     return parts[1]
 
 
-async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """A new key row and the plain key (shown once)."""
+async def create_key(
+    session: AsyncSession, name: str, scopes: list[str], collections: list[str] | None = None
+) -> tuple[ApiKey, str]:
+    """A new key row and the plain key (shown once). `collections`: the names of the
+    collections it may use (None: all); each must exist, and is stored by id."""
+    bound = await _collection_ids(session, collections)
     try:
         wanted = sorted({Scope(s).value for s in scopes})
     except ValueError as exc:
@@ -42,7 +47,7 @@ async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tup
         raise ValidationFailed("a key needs at least one scope")
     prefix = secrets.token_hex(6)
     key = f"fsk_{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
-    row = ApiKey(prefix=prefix, key_hash=hash_key(key), name=name, scopes=wanted)
+    row = ApiKey(prefix=prefix, key_hash=hash_key(key), name=name, scopes=wanted, collections=bound)
     session.add(row)
     await session.flush()
     return row, key
@@ -71,4 +76,30 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
         return None
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
-    return Principal(name=row.name, scopes=frozenset(row.scopes), prefix=row.prefix)
+    # a deleted collection drops out: its id is never reused (sqlite_autoincrement)
+    bound = None if row.collections is None else await names_of(session, row.collections)
+    return Principal(
+        name=row.name,
+        scopes=frozenset(row.scopes),
+        prefix=row.prefix,
+        collections=None if bound is None else frozenset(bound),
+    )
+
+
+async def _collection_ids(session: AsyncSession, names: list[str] | None) -> list[int] | None:
+    if names is None:
+        return None
+    found = await ids_of(session, names)
+    missing = sorted(set(names) - found.keys())
+    if missing:
+        raise NotFound(f"no collection named {', '.join(map(repr, missing))}")
+    if not found:
+        raise ValidationFailed("a key bound to collections needs at least one")
+    return sorted(set(found.values()))
+
+
+async def collection_names(session: AsyncSession, row: ApiKey) -> list[str] | None:
+    """The names of the collections a key is bound to (None: all), for listings."""
+    if row.collections is None:
+        return None
+    return sorted(await names_of(session, row.collections))

@@ -15,11 +15,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.store.base import Base, JSONType, utcnow, uuid7
+from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; AUTOINCREMENT never reuses a deleted id,
 # which matters because face ids are the FAISS ids.
@@ -28,10 +30,21 @@ FaceId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Identity(Base):
     __tablename__ = "identities"
+    # external_id is unique within a collection: a 409 must not tell one tenant that
+    # another collection holds an id
+    __table_args__ = (
+        UniqueConstraint("collection_id", "external_id", name="uq_identities_collection_external"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    collection_id: Mapped[int] = mapped_column(
+        Integer,
+        ForeignKey("collections.id", ondelete="CASCADE", name="fk_identities_collection_id"),
+        index=True,
+        default=DEFAULT_COLLECTION_ID,
+    )
     name: Mapped[str] = mapped_column(String(200))
-    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(

@@ -20,3 +20,5 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # ids of the collections the key may use; null: all of them (migration 0004)
+    collections: Mapped[list[int] | None] = mapped_column(JSON)
