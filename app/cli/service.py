@@ -46,6 +46,13 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         "models/style jobs), metrics (/metrics when FACESVC_METRICS=key); "
         "docs/service.md has the table",
     )
+    create.add_argument(
+        "--collection",
+        action="append",
+        metavar="NAME",
+        help="bind the key to this collection (repeat for several); without it the key "
+        "may use every collection. It gets 403 for any other (docs/service.md, Collections)",
+    )
     create.set_defaults(func=_keys_create)
     listing = key_sub.add_parser("list", help="list keys (never the secrets)")
     listing.set_defaults(func=_keys_list)
@@ -118,21 +125,32 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    row, key = with_session(settings_of(args), lambda s: keys.create_key(s, args.name, args.scope))
+    row, key = with_session(
+        settings_of(args), lambda s: keys.create_key(s, args.name, args.scope, args.collection)
+    )
     print(f"created key {row.prefix} ({row.name}) with scopes {', '.join(row.scopes)}")
+    if args.collection:
+        print(f"bound to the collections {', '.join(sorted(set(args.collection)))}")
     print("store it now; it is shown only once:")
     print(key)
     return 0
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    rows = with_session(settings_of(args), keys.list_keys)
-    print(f"{'prefix':<14} {'scopes':<22} {'created':<20} {'revoked':<20} name")
-    for row in rows:
+    async def rows_and_collections(session: Any) -> list[tuple[Any, list[str] | None]]:
+        return [
+            (row, await keys.collection_names(session, row))
+            for row in await keys.list_keys(session)
+        ]
+
+    rows = with_session(settings_of(args), rows_and_collections)
+    print(f"{'prefix':<14} {'scopes':<22} {'created':<20} {'revoked':<20} name (collections)")
+    for row, bound in rows:
         revoked = f"{row.revoked_at:%Y-%m-%d %H:%M:%S}" if row.revoked_at else "-"
+        where = "" if bound is None else f" ({', '.join(bound) or 'none left'})"
         print(
             f"{row.prefix:<14} {','.join(row.scopes):<22} "
-            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {revoked:<20} {row.name}"
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {revoked:<20} {row.name}{where}"
         )
     return 0
 
