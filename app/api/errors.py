@@ -130,7 +130,9 @@ FACES: dict[int | str, dict[str, Any]] = {
         "inference ran), all with `Retry-After`"
     ),
 }
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("`not_found`: unknown id")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _doc("`not_found`: unknown id, or unknown collection")
+}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _doc("`conflict` (external_id taken) or `model_mismatch` (gallery of another model)")
 }

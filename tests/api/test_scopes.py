@@ -43,6 +43,10 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/v1/jobs/{job_id}"): "verify",  # and only the job's own key (or admin)
     ("GET", "/v1/jobs/{job_id}/result"): "verify",
     ("DELETE", "/v1/jobs/{job_id}"): "verify",
+    ("POST", "/v1/collections"): "admin",
+    ("GET", "/v1/collections"): "read",
+    ("GET", "/v1/collections/{name}"): "read",
+    ("DELETE", "/v1/collections/{name}"): "admin",
 }
 OWNED = {"/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"}
 
@@ -123,7 +127,11 @@ def call(api: Api, caller: str, method: str, path: str, ids: dict[str, str]) -> 
         job_id=ids["job_id"],
     )
     kw: dict[str, Any] = {}
-    if path == "/v1/identities" and method == "POST":
+    if path.startswith("/v1/collections"):
+        # an unknown collection to delete: past auth
+        concrete = path.format(name="nowhere" if method == "DELETE" else "default")
+        kw = {"json": {"name": f"by-{caller}"}} if method == "POST" else {}
+    elif path == "/v1/identities" and method == "POST":
         kw = {"files": {"image": upload(photo(b))}, "data": {"name": f"by {caller}"}}
     elif path.endswith("/faces") and method == "POST":
         kw = {"files": {"image": upload(photo(a, 2))}}
@@ -150,6 +158,8 @@ SUCCESS = {  # the answer to `call` for a caller that may make it
     ("DELETE", "/v1/identities/{identity_id}"): 404,  # an unknown id: past auth
     ("DELETE", "/v1/identities/{identity_id}/faces/{face_id}"): 404,
     ("POST", "/v1/stylize"): 202,
+    ("POST", "/v1/collections"): 201,
+    ("DELETE", "/v1/collections/{name}"): 404,
     ("GET", "/v1/jobs/{job_id}/result"): 409,  # queued: no result yet
 }
 

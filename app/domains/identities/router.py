@@ -44,7 +44,7 @@ def require_json(request: Request) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=EnrollOut,
     summary="Enroll a person from one photo",
-    responses=errors.responses(errors.FACES, errors.CONFLICT),
+    responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(EnrollForm, IMAGE),
 )
 async def enroll(
@@ -76,7 +76,7 @@ async def add_face(
     return await identities.add_face(identity_id, form)
 
 
-@router.get("", response_model=IdentityPage, responses=errors.responses())
+@router.get("", response_model=IdentityPage, responses=errors.responses(errors.NOT_FOUND))
 async def list_identities(
     principal: ReadKey,
     identities: IdentitiesDep,

@@ -65,7 +65,7 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
     summary="1:N: who is this? (or unknown)",
     description="Candidates within the threshold only; `include_rejected` (a key with "
     "the `read` scope) also lists the nearest ones beyond it.",
-    responses=errors.responses(errors.FACES, errors.CONFLICT),
+    responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
 async def recognize(request: Request, principal: VerifyKey, service: Recognition) -> RecognizeOut:
