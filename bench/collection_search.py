@@ -2,10 +2,11 @@
 
     python bench/collection_search.py [--big 1000000] [--small 20] [--dim 128] [--queries 50]
 
-One index holds a big collection and a small one (synthetic unit vectors); per index
-kind, the median time of a search in each, after the first (which builds the flat
-index's ID selector, kept until the index changes), and of the first one alone, beside a search of the whole index without a filter. Also
-checks the small collection's answer against exact numpy search over its members.
+One index holds a big collection and a small one (synthetic unit vectors). Per index
+kind: the median time of a search of the whole index without a filter, and of one in
+each collection after the first (which builds the flat index's ID selector, kept until
+the index changes), and the first one alone. Also checks the small collection's answer
+against exact numpy search over its members.
 """
 
 from __future__ import annotations
