@@ -73,6 +73,25 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     reembed.add_argument("--dry-run", action="store_true", help="report counts, change nothing")
     reembed.set_defaults(func=_reembed)
 
+    # `facesvc export` / `facesvc import` (app/cli/backup.py, docs/service.md "Backup")
+    export = sub.add_parser(
+        "export", help="write collections, identities, embeddings and crops as JSON lines"
+    )
+    export.add_argument("--output", "-o", type=Path, required=True, help="file to write")
+    export.add_argument(
+        "--collection", action="append", metavar="NAME", help="only this one (repeatable)"
+    )
+    export.set_defaults(func=_export)
+    load = sub.add_parser("import", help="add the contents of a `facesvc export` file")
+    model_options(load)
+    load.add_argument("file", type=Path)
+    load.add_argument(
+        "--any-model",
+        action="store_true",
+        help="take faces of another model than the active one (then `facesvc reembed`)",
+    )
+    load.set_defaults(func=_import)
+
 
 def _serve(args: argparse.Namespace) -> int:
     """One pool server per machine (unless FACESVC_INFERENCE_BACKEND=thread), warm
@@ -216,3 +235,15 @@ def _reembed(args: argparse.Namespace) -> int:
         return 1 if result.failed else 0
 
     return asyncio.run(run())
+
+
+def _export(args: argparse.Namespace) -> int:
+    from app.cli.backup import export
+
+    return export(args)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from app.cli.backup import import_file
+
+    return import_file(args)
