@@ -124,8 +124,17 @@ def test_collections_are_isolated(make_api: MakeApi) -> None:
     assert api.verify(photo(a, 2), identity_id=north_id, collection="south").status_code == 404
     r = api.delete(f"/v1/identities/{north_id}", params={"collection": "south"})
     assert r.status_code == 404
+    south = {"collection": "south"}
+    r = api.request("PATCH", f"/v1/identities/{north_id}", json={"name": "x"}, params=south)
+    assert r.status_code == 404
+    north_face = north_a["face"]["id"]
+    assert (
+        api.delete(f"/v1/identities/{north_id}/faces/{north_face}", params=south).status_code == 404
+    )
+    assert api.add_face(north_id, photo(a, 2), collection="south").status_code == 404
     r = api.get(f"/v1/identities/{north_id}", params={"collection": "north"})
     assert r.status_code == 200 and r.json()["identity"]["name"] == "A of north"
+    assert [f["id"] for f in r.json()["faces"]] == [north_face]  # nothing changed it
     listing = api.get("/v1/identities", params={"collection": "south"}).json()["items"]
     assert {i["id"] for i in listing} == south_ids
 
