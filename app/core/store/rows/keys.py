@@ -20,3 +20,6 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written at most once a minute per key (`app.core.store.repos.keys.LAST_USED_EVERY`).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
