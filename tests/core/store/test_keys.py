@@ -39,7 +39,10 @@ async def _store(url: str) -> AsyncIterator[tuple[async_sessionmaker[AsyncSessio
         await engine.dispose()
 
 
-def _run(url: str, test: Callable[[async_sessionmaker[AsyncSession], list[str]], Awaitable[T]]) -> T:
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _run(url: str, test: Callable[[Sessions, list[str]], Awaitable[T]]) -> T:
     async def main() -> T:
         async with _store(url) as (sessions, updates):
             return await test(sessions, updates)
