@@ -47,6 +47,8 @@ def exit_code_of(error: BaseException) -> tuple[int, str]:
         return USAGE, f"{where}{error.strerror or error}"
     if _is_database_unreachable(error):
         return USAGE, f"cannot use the database: {_first_line(error)}"
+    if _is_alembic_command_error(error):  # `db upgrade --revision` unknown, and the like
+        return USAGE, f"migrations: {error}"
     if _is_pydantic_validation(error):
         return BAD_INPUT, f"validation_error: {error}"
     return FAILURE, f"unexpected {type(error).__name__}: {error}"
@@ -56,6 +58,11 @@ def _is_database_unreachable(error: BaseException) -> bool:
     # Only when SQLAlchemy is loaded already: this module must not import it.
     exc = sys.modules.get("sqlalchemy.exc")
     return exc is not None and isinstance(error, exc.OperationalError | exc.InterfaceError)
+
+
+def _is_alembic_command_error(error: BaseException) -> bool:
+    util = sys.modules.get("alembic.util.exc")
+    return util is not None and isinstance(error, util.CommandError)
 
 
 def _is_pydantic_validation(error: BaseException) -> bool:

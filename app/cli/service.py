@@ -125,15 +125,20 @@ def _serve(args: argparse.Namespace) -> int:
             if not pool.start(timeout=600.0):
                 print("facesvc: the inference pool did not become ready", file=sys.stderr)
                 return USAGE  # the model or device: a setup problem
-        uvicorn.run(
-            "app.main:app_from_env",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=args.workers or settings.workers,
-            log_level=settings.log_level.lower(),
-            timeout_keep_alive=settings.keep_alive_s,
-        )
+        try:
+            uvicorn.run(
+                "app.main:app_from_env",
+                factory=True,
+                host=args.host or settings.host,
+                port=args.port or settings.port,
+                workers=args.workers or settings.workers,
+                log_level=settings.log_level.lower(),
+                timeout_keep_alive=settings.keep_alive_s,
+            )
+        except SystemExit as exit_:  # uvicorn exits 1 when it cannot bind or start the app
+            if exit_.code not in (None, 0):
+                print("facesvc: the server did not start (see above)", file=sys.stderr)
+                return USAGE
     finally:
         if pool is not None:
             pool.stop()

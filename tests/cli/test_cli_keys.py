@@ -172,6 +172,14 @@ def test_db_commands_before_db_upgrade_say_what_to_run(
     assert main(["keys", "create", "--name", "x", "--scope", "admin"]) == 0
 
 
+def test_an_unknown_revision_is_a_usage_error(
+    migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade", "--revision", "9999"]) == 3
+    err = capsys.readouterr().err
+    assert "migrations:" in err and "9999" in err and "Traceback" not in err
+
+
 def test_sqlite_migrates_itself_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

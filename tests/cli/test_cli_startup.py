@@ -166,3 +166,30 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(
     for _ in progress_bar(True, range(3), desc="counting"):
         pass
     assert capsys.readouterr().err == ""  # pytest's capture is not a terminal
+
+
+@pytest.mark.slow
+def test_serve_on_a_port_in_use_exits_with_the_setup_status(tmp_path: Path) -> None:
+    """uvicorn itself exits 1 when it cannot bind: that must not read as "different"."""
+    import os
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            "FACESVC_INFERENCE_BACKEND": "thread",
+            "FACESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(taken.getsockname()[1])],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=280,
+        )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "address already in use" in done.stderr
+    assert "the server did not start" in done.stderr
