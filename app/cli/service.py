@@ -162,19 +162,21 @@ def expires_in(text: str, now: datetime | None = None) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r}: give a positive number and a unit, m, h, d or w (e.g. 30d)"
         )
-    delta = timedelta(**{_UNITS[match[2]]: int(match[1])})
-    return (now or datetime.now(UTC)) + delta
+    try:
+        return (now or datetime.now(UTC)) + timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r}: too far ahead") from None
 
 
 def expires_at(text: str) -> datetime:
     """`--expires-at 2027-01-31` (midnight UTC) or an ISO time; without a zone, UTC."""
     try:
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"{text!r}: not an ISO date or time (e.g. 2027-01-31 or 2027-01-31T18:00+01:00)"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _keys_create(args: argparse.Namespace) -> int:

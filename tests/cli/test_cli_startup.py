@@ -35,13 +35,13 @@ def _imports_of(*argv: str) -> tuple[list[str], str]:
     """The heavy modules a fresh `facesvc ARGV` process had imported when it exited,
     and what it printed."""
     script = (
-        "import sys\n"
+        "import json, sys\n"
         "from app.cli import main\n"
         "try:\n"
         f"    main({list(argv)!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])\n"
+        f"print('LOADED', json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -53,7 +53,8 @@ def _imports_of(*argv: str) -> tuple[list[str], str]:
     )
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("LOADED"), done.stdout + done.stderr
-    return eval(last.removeprefix("LOADED ")), done.stdout  # a list literal we printed
+    loaded: list[str] = json.loads(last.removeprefix("LOADED "))
+    return loaded, done.stdout
 
 
 def test_help_and_version_import_nothing_heavy() -> None:
