@@ -1,4 +1,6 @@
-"""`facesvc` command line. Each module in this package registers its own subcommands."""
+"""`facesvc` command line. Each module in this package registers its own subcommands;
+`app.cli.parser` imports only the one that runs, so that `facesvc --help` starts at once,
+and `app.cli.exit_codes` decides every exit status."""
 
 from __future__ import annotations
 
@@ -6,35 +8,35 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.core.config import Settings
-from app.core.errors import FacesvcError
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from app.cli import face, service, stylize
-    from app.lab.cli import calibrate, evaluate, explain, learning
-
-    parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    face.register(sub)
-    evaluate.register(sub)
-    service.register(sub)
-    learning.register(sub)
-    calibrate.register(sub)
-    explain.register(sub)
-    stylize.register(sub)
-    return parser
+from app.cli.exit_codes import FAILURE, USAGE, exit_code_of
+from app.cli.parser import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Read once here and handed down (`app.core.command_line.settings_of`).
-    args.settings = Settings()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        _read_settings(args)
+    except Exception as exc:  # pydantic's ValidationError: a bad FACESVC_* value
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return USAGE
     try:
         return int(args.func(args) or 0)
-    except FacesvcError as exc:
-        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as exc:
+        code, message = exit_code_of(exc)
+        if code == FAILURE:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+def _read_settings(args: argparse.Namespace) -> None:
+    """Read once here and handed down (`app.core.command_line.settings_of`)."""
+    from app.core.config import Settings
+
+    args.settings = Settings()
 
 
 if __name__ == "__main__":

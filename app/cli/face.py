@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.core.command_line import model_options, pipeline_from_args
-from app.core.decision.distance import is_match, squared_distance
-from app.core.decision.thresholds import Thresholds
-from app.core.errors import FacesvcError
-from app.core.model.pipeline import FacePipeline, FaceResult
+from app.cli.exit_codes import DIFFERENT, SAME
+from app.core.command_line import model_options, pipeline_from_args, progress_bar
+from app.core.errors import FacesvcError, ValidationFailed
+
+if TYPE_CHECKING:  # imported by the commands: `facesvc compare --help` starts at once
+    from app.core.model.pipeline import FacePipeline, FaceResult
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
@@ -32,16 +33,20 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 
 
 def _largest_face(pipeline: FacePipeline, path: Path) -> FaceResult:
+    # An unreadable file raises OSError: exit status 3, not 1 ("different people")
     try:
         return pipeline.analyze(path.read_bytes(), faces="largest")[0]
     except FacesvcError as exc:
         exc.detail = f"{path}: {exc.detail}"
         raise
-    except OSError as exc:
-        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from exc
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from app.core.decision.distance import is_match, squared_distance
+    from app.core.decision.thresholds import Thresholds
+
+    for path in (args.image_a, args.image_b):  # before the model loads (seconds)
+        _check_readable(path)
     pipeline = pipeline_from_args(args)
     face_a = _largest_face(pipeline, args.image_a)
     face_b = _largest_face(pipeline, args.image_b)
@@ -65,19 +70,26 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         verdict = "same person" if match else "different people"
         print(f"{verdict}: distance {distance:.4f} {'<=' if match else '>'} threshold {tau:.4f}")
-    return 0 if match else 1
+    return SAME if match else DIFFERENT
+
+
+def _check_readable(path: Path) -> None:
+    with path.open("rb"):  # FileNotFoundError, IsADirectoryError, PermissionError
+        pass
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    for path in args.images:
+        _check_readable(path)
     pipeline = pipeline_from_args(args)
     rows = []
-    for path in args.images:
+    for path in progress_bar(args, args.images, desc="embedding", unit="img"):
         if args.aligned:
             image = pipeline.decode(path.read_bytes())
             size = pipeline.backbone.alignment.size
             if image.shape[:2] != (size, size):
-                raise SystemExit(
-                    f"error: {path} is {image.shape[1]}x{image.shape[0]}, "
+                raise ValidationFailed(
+                    f"{path} is {image.shape[1]}x{image.shape[0]}, "
                     f"not the model's {size}x{size} aligned crop"
                 )
             embedding = pipeline.embed_chips([image])[0]

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
 import shutil
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from app.cli.exit_codes import BAD_INPUT, OK, USAGE
 from app.core.access import Scope
-from app.core.command_line import model_options, pipeline_from_args, settings_of, with_session
-from app.core.store import db
-from app.core.store.repos import keys as keys
+from app.core.command_line import (
+    model_options,
+    pipeline_from_args,
+    progress_bar,
+    ready_engine,
+    settings_of,
+    with_session,
+)
 
-T = TypeVar("T")
+# No SQLAlchemy, no model here at import: `facesvc keys --help` starts at once
+# (app/cli/parser.py); the commands import what they use.
+
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
@@ -39,6 +49,7 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
     create.add_argument(
         "--scope",
         nargs="+",
+        action="extend",  # `--scope enroll --scope verify` keeps both
         required=True,
         choices=[s.value for s in Scope],
         help="admin (everything), enroll (manage identities; includes read), read (list "
@@ -53,8 +64,26 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         help="bind the key to this collection (repeat for several); without it the key "
         "may use every collection. It gets 403 for any other (docs/service.md, Collections)",
     )
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-in",
+        dest="expires_at",
+        type=expires_in,
+        metavar="DURATION",
+        help="the key stops working after this long: 90m, 12h, 30d, 8w (default: never)",
+    )
+    expiry.add_argument(
+        "--expires-at",
+        dest="expires_at",
+        type=expires_at,
+        metavar="ISO-DATE",
+        help="the key stops working at this time: 2027-01-31 (00:00 UTC) or "
+        "2027-01-31T18:00+01:00 (no zone: UTC)",
+    )
     create.set_defaults(func=_keys_create)
-    listing = key_sub.add_parser("list", help="list keys (never the secrets)")
+    listing = key_sub.add_parser(
+        "list", help="list keys (never the secrets): scopes, created, expires, last used"
+    )
     listing.set_defaults(func=_keys_list)
     revoke = key_sub.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
@@ -105,6 +134,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime / "metrics")
     import uvicorn
 
+    from app.core.store import db
+
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
         os.environ["FACESVC_AUTO_MIGRATE"] = "false"  # done once here, not per worker
@@ -119,16 +150,21 @@ def _serve(args: argparse.Namespace) -> int:
             print("facesvc: waiting for the inference workers to warm up", file=sys.stderr)
             if not pool.start(timeout=600.0):
                 print("facesvc: the inference pool did not become ready", file=sys.stderr)
-                return 1
-        uvicorn.run(
-            "app.main:app_from_env",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=args.workers or settings.workers,
-            log_level=settings.log_level.lower(),
-            timeout_keep_alive=settings.keep_alive_s,
-        )
+                return USAGE  # the model or device: a setup problem
+        try:
+            uvicorn.run(
+                "app.main:app_from_env",
+                factory=True,
+                host=args.host or settings.host,
+                port=args.port or settings.port,
+                workers=args.workers or settings.workers,
+                log_level=settings.log_level.lower(),
+                timeout_keep_alive=settings.keep_alive_s,
+            )
+        except SystemExit as exit_:  # uvicorn exits 1 when it cannot bind or start the app
+            if exit_.code not in (None, 0):
+                print("facesvc: the server did not start (see above)", file=sys.stderr)
+                return USAGE
     finally:
         if pool is not None:
             pool.stop()
@@ -137,17 +173,49 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from app.core.store import db
+
     settings = settings_of(args)
     db.upgrade(settings.database_url, args.revision)
     print(f"database at revision {args.revision}")
     return 0
 
 
+def expires_in(text: str, now: datetime | None = None) -> datetime:
+    """`--expires-in 30d`: now plus a number of minutes, hours, days or weeks."""
+    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text)
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a positive number and a unit, m, h, d or w (e.g. 30d)"
+        )
+    try:
+        return (now or datetime.now(UTC)) + timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r}: too far ahead") from None
+
+
+def expires_at(text: str) -> datetime:
+    """`--expires-at 2027-01-31` (midnight UTC) or an ISO time; without a zone, UTC."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: not an ISO date or time (e.g. 2027-01-31 or 2027-01-31T18:00+01:00)"
+        ) from None
+
+
 def _keys_create(args: argparse.Namespace) -> int:
+    from app.core.store.repos import keys
+
     row, key = with_session(
-        settings_of(args), lambda s: keys.create_key(s, args.name, args.scope, args.collection)
+        settings_of(args),
+        lambda s: keys.create_key(
+            s, args.name, args.scope, args.collection, expires_at=args.expires_at
+        ),
     )
-    print(f"created key {row.prefix} ({row.name}) with scopes {', '.join(row.scopes)}")
+    expiry = f", expires {_when(row.expires_at)}" if row.expires_at else ""
+    print(f"created key {row.prefix} ({row.name}) with scopes {', '.join(row.scopes)}{expiry}")
     if args.collection:
         print(f"bound to the collections {', '.join(sorted(set(args.collection)))}")
     print("store it now; it is shown only once:")
@@ -155,7 +223,16 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(value: datetime | None, none: str = "-") -> str:
+    if value is None:
+        return none
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return f"{utc:%Y-%m-%d %H:%M}"
+
+
 def _keys_list(args: argparse.Namespace) -> int:
+    from app.core.store.repos import keys
+
     async def rows_and_collections(session: Any) -> list[tuple[Any, list[str] | None]]:
         return [
             (row, await keys.collection_names(session, row))
@@ -163,36 +240,48 @@ def _keys_list(args: argparse.Namespace) -> int:
         ]
 
     rows = with_session(settings_of(args), rows_and_collections)
-    print(f"{'prefix':<14} {'scopes':<22} {'created':<20} {'revoked':<20} name (collections)")
+    now = datetime.now(UTC)
+    # Times in UTC; last used to the minute (`keys.LAST_USED_EVERY`).
+    print(
+        f"{'prefix':<14} {'scopes':<22} {'created':<17} {'expires':<17} "
+        f"{'last used':<17} {'revoked':<17} name (collections)"
+    )
     for row, bound in rows:
-        revoked = f"{row.revoked_at:%Y-%m-%d %H:%M:%S}" if row.revoked_at else "-"
+        expires = _when(row.expires_at, "never")
+        if row.expires_at is not None and keys.as_utc(row.expires_at) <= now:
+            expires += "!"  # expired
         where = "" if bound is None else f" ({', '.join(bound) or 'none left'})"
         print(
-            f"{row.prefix:<14} {','.join(row.scopes):<22} "
-            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {revoked:<20} {row.name}{where}"
+            f"{row.prefix:<14} {','.join(row.scopes):<22} {_when(row.created_at):<17} "
+            f"{expires:<17} {_when(row.last_used_at, 'never'):<17} "
+            f"{_when(row.revoked_at):<17} {row.name}{where}"
         )
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
+    from app.core.store.repos import keys
+
     row = with_session(settings_of(args), lambda s: keys.revoke_key(s, args.prefix))
     print(f"revoked key {row.prefix} ({row.name})")
     return 0
 
 
 def _reembed(args: argparse.Namespace) -> int:
+    import asyncio  # here, not at the top: `--help` starts at once
+
+    from app.core.store import db
     from app.domains.identities.reembed import reembed, stale_faces
 
     pipeline = pipeline_from_args(args)
     model = pipeline.model
     target = f"{model[0]} {model[1]}"
     settings = settings_of(args)
-    if settings.migrate_on_start:
-        db.upgrade(settings.database_url)
 
     async def run() -> int:
-        engine = db.create_engine(settings.database_url)
+        engine = ready_engine(settings)
         try:
+            await db.check_migrated(engine)
             sessions = db.create_sessionmaker(engine)
             async with sessions() as session:
                 stale = await stale_faces(session, model)
@@ -222,8 +311,11 @@ def _reembed(args: argparse.Namespace) -> int:
                     "nothing changed; pass --skip-missing to re-embed the others",
                     file=sys.stderr,
                 )
-                return 2
-            result = await reembed(sessions, pipeline, with_crop)
+                return BAD_INPUT
+            with progress_bar(args, total=len(with_crop), desc="re-embedding", unit="face") as bar:
+                result = await reembed(
+                    sessions, pipeline, with_crop, progress=lambda n: bar.update(n - bar.n)
+                )
         finally:
             await engine.dispose()
         for face_id, why in result.failed.items():
@@ -232,7 +324,7 @@ def _reembed(args: argparse.Namespace) -> int:
             f"re-embedded {len(result.done)} faces with {target}; "
             f"{len(missing)} left without a stored photo, {len(result.failed)} failed"
         )
-        return 1 if result.failed else 0
+        return BAD_INPUT if result.failed else OK
 
     return asyncio.run(run())
 

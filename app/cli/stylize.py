@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from app.core.command_line import settings_of
+from app.core.command_line import progress_bar, settings_of
 from app.core.errors import ValidationFailed
 
 OPTION_FIELDS = (
@@ -81,7 +80,6 @@ def run_stylize(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from PIL import Image
-    from tqdm import tqdm
 
     from app.core.model.decode import DecodeLimits, decode_image
     from app.core.model.device import resolve_device
@@ -107,7 +105,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     painting = decode_image(args.style.read_bytes(), limits)
     network = NetworkCache(style, resolve_device(settings.device)).get(job_plan.network)
 
-    bar = tqdm(total=job_plan.steps, unit="step", file=sys.stderr)
+    bar = progress_bar(args, total=job_plan.steps, desc="stylizing", unit="step")
 
     def on_step(step: int, costs: Costs) -> bool:
         bar.set_postfix(J=f"{costs.total:.4g}", refresh=False)

@@ -1,20 +1,24 @@
 """Helpers every `facesvc` command shares, the service's and the lab's: the command's
-settings, model options, the pipeline they ask for, and a database session for one
-piece of work."""
+settings, model options, the pipeline they ask for, progress bars, and a database
+session for one piece of work.
+
+Imported when a command's parser is built, so it imports nothing heavy at the top:
+`facesvc <command> --help` must not wait for torch or SQLAlchemy."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+    from tqdm import tqdm
 
-from app.core.config import Settings
-from app.core.model.pipeline import FacePipeline
-from app.core.store import db
+    from app.core.config import Settings
+    from app.core.model.pipeline import FacePipeline
 
 T = TypeVar("T")
 
@@ -32,6 +36,8 @@ def model_options(parser: argparse.ArgumentParser) -> None:
 def settings_of(args: argparse.Namespace) -> Settings:
     """The command's settings: read from the environment once per process, by
     `app.cli.main`, and handed down on its arguments."""
+    from app.core.config import Settings
+
     settings = getattr(args, "settings", None)
     if not isinstance(settings, Settings):
         raise TypeError("the command's arguments carry no settings (run it through app.cli.main)")
@@ -39,6 +45,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def pipeline_from_args(args: argparse.Namespace) -> FacePipeline:
+    from app.core.model.pipeline import FacePipeline
+
     settings = settings_of(args)
     if args.device:
         settings = settings.model_copy(update={"device": args.device})
@@ -49,13 +57,54 @@ def pipeline_from_args(args: argparse.Namespace) -> FacePipeline:
     return FacePipeline.load(settings, model)
 
 
-def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def shows_progress(args: argparse.Namespace) -> bool:
+    """False with -q/--quiet (`app.cli.parser` puts it on every command)."""
+    return not getattr(args, "quiet", False)
+
+
+def progress_bar(
+    args: argparse.Namespace | bool,
+    iterable: Iterable[T] | None = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    unit: str = "it",
+) -> tqdm[T]:
+    """A tqdm bar on stderr (stdout stays clean for --json), off with --quiet and
+    whenever stderr is not a terminal (tqdm's `disable=None`)."""
+    from tqdm import tqdm
+
+    show = args if isinstance(args, bool) else shows_progress(args)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=None if show else True,
+        dynamic_ncols=True,
+    )
+
+
+def ready_engine(settings: Settings) -> AsyncEngine:
+    """An engine on the configured database, migrated first when the settings say so
+    (SQLite by default). Check it with `db.check_migrated` before the first query."""
+    from app.core.store import db
+
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
+    return db.create_engine(settings.database_url)
+
+
+def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    import asyncio  # here, not at the top: `--help` starts at once
+
+    from app.core.store import db
 
     async def run() -> T:
-        engine = db.create_engine(settings.database_url)
+        engine = ready_engine(settings)
         try:
+            await db.check_migrated(engine)
             async with db.create_sessionmaker(engine)() as session, session.begin():
                 return await work(session)
         finally:

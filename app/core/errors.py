@@ -110,3 +110,10 @@ class DeadlineExceeded(RetryLater):
     back off the same way as for `overloaded`."""
 
     code = "timeout"
+
+
+class DatabaseNotReady(FacesvcError):
+    """The database has no tables yet, or is behind this version's migrations."""
+
+    status_code = 503
+    code = "database_not_ready"

@@ -36,5 +36,6 @@ def test_keys_cli(
         assert main(["keys", "revoke", prefix]) == 0
         assert client.get("/v1/models", headers={"X-API-Key": key}).status_code == 401
     assert main(["keys", "revoke", "nope"]) == 2  # not_found
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["keys", "create", "--name", "x", "--scope", "root"])
+    assert exit_.value.code == 3  # usage (app/cli/exit_codes.py)

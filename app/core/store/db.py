@@ -104,3 +104,36 @@ def upgrade(url: str, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = sync_url(url)
     command.upgrade(config, revision)
+
+
+async def check_migrated(engine: AsyncEngine) -> None:
+    """Raise `DatabaseNotReady`, saying what to run, unless the database is at this
+    version's migration head: on a fresh database a query would otherwise die with a
+    driver error about a missing table."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app.core.errors import DatabaseNotReady
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    heads = set(script.get_heads())
+    async with engine.connect() as connection:
+        current = set(
+            await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
+            )
+        )
+    if current == heads:
+        return
+    at = ", ".join(sorted(current))
+    if not current:
+        raise DatabaseNotReady("the database has no tables; run `facesvc db upgrade`")
+    if current - {r.revision for r in script.walk_revisions()}:
+        raise DatabaseNotReady(
+            f"the database is at revision {at}, which this version of facesvc does not "
+            "know (a newer version migrated it)"
+        )
+    raise DatabaseNotReady(
+        f"the database is at revision {at} and this version needs "
+        f"{', '.join(sorted(heads))}; run `facesvc db upgrade`"
+    )

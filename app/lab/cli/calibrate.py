@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from app.lab.calibration.calibrate import Request
+# numpy and the lab's modules are imported by the command: `--help` starts at once.
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
@@ -77,9 +75,9 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from app.core.command_line import pipeline_from_args
+    from app.core.command_line import pipeline_from_args, shows_progress
     from app.core.errors import ValidationFailed
-    from app.lab.calibration.calibrate import calibrate
+    from app.lab.calibration.calibrate import Request, calibrate
     from app.lab.evaluation.dataset import load_face_set
     from app.lab.evaluation.embedding import embed_set
 
@@ -89,9 +87,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise ValidationFailed("--study-splits must be at least 1")
     if args.gallery_size is not None and args.gallery_size < 1:
         raise ValidationFailed("--gallery-size must be at least 1")
+    face_set = load_face_set(args.data)  # a wrong folder fails before the model loads
     pipeline = pipeline_from_args(args)
-    face_set = load_face_set(args.data)
-    embeddings = embed_set(pipeline, face_set, args.cache, use_cache=not args.no_cache)
+    embeddings = embed_set(
+        pipeline, face_set, args.cache, use_cache=not args.no_cache, progress=shows_progress(args)
+    )
     request = Request(
         far=args.far,
         fpir=args.fpir,
@@ -110,6 +110,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     result["model_version"] = pipeline.model[1]
     result["saved_id"] = None if args.no_save else _save(result, pipeline.model, args)
     if args.save_cohort is not None:
+        import numpy as np
+
         from app.lab.calibration.data import split_identities
         from app.lab.calibration.normalise import cohort_faces
 

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.core.command_line import model_options, pipeline_from_args
-from app.lab.evaluation.embedding import embed_set
+from app.core.command_line import model_options, pipeline_from_args, shows_progress
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
@@ -25,11 +24,14 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
 
 def run_eval(args: argparse.Namespace) -> int:
     from app.lab.evaluation.dataset import load_face_set
+    from app.lab.evaluation.embedding import embed_set
     from app.lab.evaluation.protocol import evaluate
 
+    face_set = load_face_set(args.data)  # a wrong folder fails before the model loads
     pipeline = pipeline_from_args(args)
-    face_set = load_face_set(args.data)
-    embeddings = embed_set(pipeline, face_set, args.cache, use_cache=not args.no_cache)
+    embeddings = embed_set(
+        pipeline, face_set, args.cache, use_cache=not args.no_cache, progress=shows_progress(args)
+    )
     report = evaluate(
         face_set,
         embeddings,

@@ -43,7 +43,7 @@ def parse_units(text: str) -> list[int]:
 
 
 def run_explain_units(args: argparse.Namespace) -> int:
-    from app.core.command_line import pipeline_from_args
+    from app.core.command_line import pipeline_from_args, shows_progress
     from app.core.model.backbones.dlib_resnet import DlibResNetBackbone
     from app.core.model.backbones.normalised import unnormalised
     from app.core.model.receptive_fields import layers_of
@@ -74,7 +74,7 @@ def run_explain_units(args: argparse.Namespace) -> int:
     pipeline = pipeline_from_args(args)
     backbone = unnormalised(pipeline.backbone)  # the network, whatever the normalisation
     assert isinstance(backbone, DlibResNetBackbone)
-    chips = aligned_faces(pipeline, args.data, args.limit)
+    chips = aligned_faces(pipeline, args.data, args.limit, shows_progress(args))
     if not chips:
         raise FacesvcError(f"{args.data}: no face found in any image")
     patches = top_patches(backbone.model, chips, layer.name, units, args.per_unit**2)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.core.command_line import settings_of
-from app.core.config import Settings
+from app.core.command_line import progress_bar, settings_of, shows_progress
+
+if TYPE_CHECKING:  # pydantic-settings takes 0.4 s to import: not for `--help`
+    from app.core.config import Settings
 
 
 def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
@@ -110,16 +111,16 @@ def run_train_triplet(args: argparse.Namespace) -> int:
         held_out=args.held_out,
         split_seed=args.seed,
         cache_dir=_cache_dir(args, settings),
+        progress=shows_progress(args),
     )
+    bar = progress_bar(args, total=args.epochs, desc="training", unit="epoch")
 
     def progress(stats: EpochStats) -> None:
-        print(
-            f"epoch {stats.epoch}: loss {stats.loss:.4f}, active triplets "
-            f"{stats.active_fraction:.3f} of {stats.triplets}",
-            file=sys.stderr,
-        )
+        bar.set_postfix(loss=f"{stats.loss:.4f}", active=f"{stats.active_fraction:.3f}")
+        bar.update(1)
 
-    report = train(run, settings, on_epoch=progress)
+    with bar:
+        report = train(run, settings, on_epoch=progress)
     _print(report, args.json, ("before", "identity_head", "after"))
     return 0
 
@@ -139,6 +140,7 @@ def run_train_verifier(args: argparse.Namespace) -> int:
         impostor_ratio=args.impostor_ratio,
         split_seed=args.seed,
         cache_dir=_cache_dir(args, settings),
+        progress=shows_progress(args),
     )
     report = train(run, settings)
     _print(report, args.json, ("distance", "verifier"))

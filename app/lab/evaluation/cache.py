@@ -177,7 +177,7 @@ def embed_face_set(
         desc=f"embedding {face_set.name}",
         unit="img",
         file=sys.stderr,
-        disable=not progress,
+        disable=None if progress else True,  # None: off when stderr is not a terminal
     )
     try:
         for path in images:

@@ -15,10 +15,15 @@ from app.lab.evaluation.dataset import FaceSet
 
 
 def embed_set(
-    pipeline: FacePipeline, face_set: FaceSet, cache_folder: Path | None, use_cache: bool = True
+    pipeline: FacePipeline,
+    face_set: FaceSet,
+    cache_folder: Path | None,
+    use_cache: bool = True,
+    progress: bool = True,
 ) -> dict[Path, np.ndarray | None]:
     """Every image's embedding (None: no face), through the evaluation cache that
-    `facesvc eval` fills (default folder: <cache_dir>/eval)."""
+    `facesvc eval` fills (default folder: <cache_dir>/eval). `progress`: a bar on
+    stderr when it is a terminal (the commands' --quiet turns it off)."""
     from app.lab.evaluation.cache import EmbeddingCache, embed_face_set
 
     network = unnormalised(pipeline.backbone)
@@ -27,7 +32,7 @@ def embed_set(
         # one cache (the base's) serves both versions and a set is embedded only once.
         options = replace(pipeline.options, normalise_embeddings=False)
         plain = FacePipeline(options, pipeline.detector, network)
-        raw = embed_set(plain, face_set, cache_folder, use_cache)
+        raw = embed_set(plain, face_set, cache_folder, use_cache, progress)
         return {path: None if v is None else v / np.linalg.norm(v) for path, v in raw.items()}
 
     cache = None
@@ -41,7 +46,7 @@ def embed_set(
         except FacesvcError:
             return None  # the protocol counts it as a failed image
 
-    return embed_face_set(face_set, embed_one, cache, progress=True)
+    return embed_face_set(face_set, embed_one, cache, progress=progress)
 
 
 def _cache_key(pipeline: FacePipeline, set_name: str) -> str:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from app.core.command_line import progress_bar
 from app.core.errors import FacesvcError
 from app.core.model.backbones.dlib_resnet import DlibResNet
 from app.core.model.pipeline import FacePipeline
@@ -33,18 +34,23 @@ class _Captured(Exception):
     """Stops the forward pass once the wanted layer has run."""
 
 
-def aligned_faces(pipeline: FacePipeline, folder: Path, limit: int) -> list[RGBImage]:
+def aligned_faces(
+    pipeline: FacePipeline, folder: Path, limit: int, progress: bool = False
+) -> list[RGBImage]:
     """The largest face of up to `limit` images under `folder` (sorted, recursive),
     aligned as the model expects; images without a face are skipped."""
     chips: list[RGBImage] = []
+    bar = progress_bar(progress, total=limit, desc="finding faces", unit="face")
     for path in sorted(p for p in folder.rglob("*") if is_image_file(p)):
         if len(chips) >= limit:
             break
         try:
             image = pipeline.decode(path.read_bytes())
             chips.append(pipeline.locate(image, faces="largest")[0].chip)
+            bar.update(1)
         except FacesvcError:
             continue
+    bar.close()
     return chips
 
 

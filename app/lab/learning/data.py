@@ -18,11 +18,11 @@ EmbeddingMap = dict[Path, npt.NDArray[Any] | None]
 
 
 def cached_embeddings(
-    pipeline: FacePipeline, face_set: FaceSet, cache_dir: Path | None
+    pipeline: FacePipeline, face_set: FaceSet, cache_dir: Path | None, progress: bool = True
 ) -> EmbeddingMap:
     """Every image's embedding (None: no face), through `facesvc eval`'s cache files
     (`cache_dir` None: no cache)."""
-    return embed_set(pipeline, face_set, cache_dir, use_cache=cache_dir is not None)
+    return embed_set(pipeline, face_set, cache_dir, cache_dir is not None, progress)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from app.core.command_line import progress_bar
 from app.core.config import Settings
 from app.core.errors import FacesvcError
 from app.core.model.backbones import load_backbone
@@ -46,6 +47,7 @@ class TripletRun:
     held_out: float = 0.5
     split_seed: int = 0
     cache_dir: Path | None = None
+    progress: bool = True  # bars on stderr (when a terminal) while embedding
 
 
 def base_pipeline(settings: Settings) -> FacePipeline:
@@ -66,7 +68,7 @@ def run_train_triplet(
         subset(face_set, split.held_out, "held-out"),
     )
     base = pipeline.backbone
-    embeddings = cached_embeddings(pipeline, face_set, run.cache_dir)
+    embeddings = cached_embeddings(pipeline, face_set, run.cache_dir, run.progress)
     report: dict[str, Any] = {
         "data": face_set.name,
         "split": {"held_out": run.held_out, "seed": run.split_seed, **_split_counts(split)},
@@ -140,10 +142,10 @@ def _train_head(
 Chips = dict[Path, npt.NDArray[np.uint8] | None]
 
 
-def aligned_chips(pipeline: FacePipeline, face_set: FaceSet) -> Chips:
+def aligned_chips(pipeline: FacePipeline, face_set: FaceSet, progress: bool = True) -> Chips:
     """Each image's largest face as the backbone's aligned crop (None: no face)."""
     chips: Chips = {}
-    for path in face_set.images:
+    for path in progress_bar(progress, face_set.images, desc="aligning", unit="img"):
         try:
             image = pipeline.decode(path.read_bytes())
             chips[path] = pipeline.locate(image, faces="largest")[0].chip
@@ -163,7 +165,8 @@ def _train_blocks(
     network = getattr(pipeline.backbone, "model", None)
     if network is None:
         raise ValueError(f"{pipeline.backbone.name} cannot retrain its blocks")
-    chips = aligned_chips(pipeline, face_set)  # held-out crops too, for the evaluation
+    # held-out crops too, for the evaluation
+    chips = aligned_chips(pipeline, face_set, run.progress)
     labels, rows = [], []
     for label, files in enumerate(train_set.identities.values()):
         for path in files:

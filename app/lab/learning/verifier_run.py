@@ -47,6 +47,7 @@ class VerifierRun:
     impostor_ratio: float = 1.0
     split_seed: int = 0
     cache_dir: Path | None = None
+    progress: bool = True  # a bar on stderr (when a terminal) while embedding
 
 
 def features_of(data: LabelledVectors, pairs: Pairs) -> torch.Tensor:
@@ -72,7 +73,7 @@ def run_train_verifier(run: VerifierRun, settings: Settings) -> dict[str, Any]:
     fit_set = subset(face_set, fit_names, "fit")
     platt_set = subset(face_set, platt_names, "platt")
     test_set = subset(face_set, split.held_out, "held-out")
-    embeddings = cached_embeddings(pipeline, face_set, run.cache_dir)
+    embeddings = cached_embeddings(pipeline, face_set, run.cache_dir, run.progress)
 
     features, same = _pairs(fit_set, embeddings, run.impostor_ratio, run.split_seed)
     model = train_classifier(features, same, run.config)

@@ -22,3 +22,6 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # ids of the collections the key may use; null: all of them (migration 0004)
     collections: Mapped[list[int] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written at most once a minute per key (`app.core.store.repos.keys.LAST_USED_EVERY`).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
