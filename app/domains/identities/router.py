@@ -45,11 +45,11 @@ def require_json(request: Request) -> None:
 )
 async def enroll(
     request: Request,
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
 ) -> EnrollOut:
     form = await parse_form(request, EnrollForm, IMAGE, identities.max_image_bytes)
-    return await identities.enroll(form)
+    return await identities.enroll(form, actor=principal)
 
 
 @router.post(
@@ -63,11 +63,11 @@ async def enroll(
 async def add_face(
     identity_id: uuid.UUID,
     request: Request,
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
 ) -> EnrollOut:
     form = await parse_form(request, AddFaceForm, IMAGE, identities.max_image_bytes)
-    return await identities.add_face(identity_id, form)
+    return await identities.add_face(identity_id, form, actor=principal)
 
 
 @router.get("", response_model=IdentityPage, responses=errors.responses())
@@ -101,13 +101,13 @@ async def get_identity(
 async def update_identity(
     identity_id: uuid.UUID,
     request: Request,
-    _: EnrollKey,
+    principal: EnrollKey,
     __: Annotated[None, Depends(require_json)],
     identities: IdentitiesDep,
     background: BackgroundTasks,
 ) -> IdentityOut:
     patch = await parse_json(request, IdentityPatch)
-    updated = await identities.update(identity_id, patch)
+    updated = await identities.update(identity_id, patch, actor=principal)
     background.add_task(identities.checkpoint)  # the old name leaves the WAL too
     return updated
 
@@ -120,11 +120,11 @@ async def update_identity(
 )
 async def delete_identity(
     identity_id: uuid.UUID,
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
 ) -> None:
-    await identities.delete(identity_id)
+    await identities.delete(identity_id, actor=principal)
     background.add_task(identities.checkpoint)  # after the response
 
 
@@ -137,9 +137,9 @@ async def delete_identity(
 async def delete_face(
     identity_id: uuid.UUID,
     face_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    _: EnrollKey,
+    principal: EnrollKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
 ) -> None:
-    await identities.delete_face(identity_id, face_id)
+    await identities.delete_face(identity_id, face_id, actor=principal)
     background.add_task(identities.checkpoint)  # after the response

@@ -10,6 +10,8 @@ from app.api import errors
 from app.api.deps import VerifyKey, from_state
 from app.api.forms import openapi_body, parse_form
 from app.core.access import Scope
+from app.core.store.audit_trail import DecisionLog
+from app.domains.recognition import decisions
 from app.domains.recognition.schemas import (
     CompareForm,
     CompareOut,
@@ -25,6 +27,9 @@ from app.domains.recognition.service import RecognitionService
 router = APIRouter(prefix="/v1", tags=["recognition"])
 
 Recognition = Annotated[RecognitionService, Depends(from_state("recognition"))]
+# Records the answers when FACESVC_RECORD_DECISIONS is on, in a short session of its
+# own after the service's: nothing is held while the request waits for inference.
+Decisions = Annotated[DecisionLog, Depends(from_state("decision_log"))]
 
 IMAGE = ("image",)
 PAIR = ("image_a", "image_b")
@@ -41,9 +46,13 @@ PAIR = ("image_a", "image_b")
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
-async def verify(request: Request, principal: VerifyKey, service: Recognition) -> VerifyOut:
+async def verify(
+    request: Request, principal: VerifyKey, service: Recognition, log: Decisions
+) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, service.max_image_bytes)
-    return await service.verify(form, may_read=principal.allows(Scope.read))
+    out = await service.verify(form, may_read=principal.allows(Scope.read))
+    await log.record(principal, decisions.of_verify(form, out))
+    return out
 
 
 @router.post(
@@ -67,9 +76,13 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
     responses=errors.responses(errors.FACES, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
-async def recognize(request: Request, principal: VerifyKey, service: Recognition) -> RecognizeOut:
+async def recognize(
+    request: Request, principal: VerifyKey, service: Recognition, log: Decisions
+) -> RecognizeOut:
     form = await parse_form(request, RecognizeForm, IMAGE, service.max_image_bytes)
-    return await service.recognize(form, may_read=principal.allows(Scope.read))
+    out = await service.recognize(form, may_read=principal.allows(Scope.read))
+    await log.record(principal, decisions.of_recognize(out))
+    return out
 
 
 @router.post(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.access import Principal, Scope
 from app.core.errors import NotFound, ValidationFailed
+from app.core.store.repos import audit
 from app.core.store.rows.keys import ApiKey
 
 
@@ -32,8 +33,10 @@ def _split(key: str) -> str | None:
     return parts[1]
 
 
-async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """A new key row and the plain key (shown once)."""
+async def create_key(
+    session: AsyncSession, name: str, scopes: list[str], *, actor: Principal = audit.CLI
+) -> tuple[ApiKey, str]:
+    """A new key row and the plain key (shown once); audited as `actor`'s."""
     try:
         wanted = sorted({Scope(s).value for s in scopes})
     except ValueError as exc:
@@ -45,6 +48,7 @@ async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tup
     row = ApiKey(prefix=prefix, key_hash=hash_key(key), name=name, scopes=wanted)
     session.add(row)
     await session.flush()
+    await audit.record(session, actor, "key.create", {"key": prefix, "name": name})
     return row, key
 
 
@@ -52,13 +56,14 @@ async def list_keys(session: AsyncSession) -> list[ApiKey]:
     return list((await session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
 
 
-async def revoke_key(session: AsyncSession, prefix: str) -> ApiKey:
+async def revoke_key(session: AsyncSession, prefix: str, *, actor: Principal = audit.CLI) -> ApiKey:
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if row is None:
         raise NotFound(f"no API key with prefix {prefix!r}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await session.flush()
+        await audit.record(session, actor, "key.revoke", {"key": prefix, "name": row.name})
     return row
 
 
