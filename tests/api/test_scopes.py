@@ -43,6 +43,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/v1/jobs/{job_id}"): "verify",  # and only the job's own key (or admin)
     ("GET", "/v1/jobs/{job_id}/result"): "verify",
     ("DELETE", "/v1/jobs/{job_id}"): "verify",
+    ("GET", "/v1/audit"): "admin",
+    ("GET", "/v1/decisions"): "admin",
 }
 OWNED = {"/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"}
 

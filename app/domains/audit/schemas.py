@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
 from app.core.store.rows.audit import AuditEvent, DecisionRecord
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back the stored UTC digits without their offset."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
 
 ACTOR = "The key's public prefix; `cli` for the command line, `open-mode` without keys."
 
@@ -25,7 +30,7 @@ class AuditEventOut(BaseModel):
     def of(cls, row: AuditEvent) -> AuditEventOut:
         return cls(
             id=row.id,
-            at=row.at,
+            at=utc(row.at),
             actor=row.actor,
             actor_name=row.actor_name,
             action=row.action,
@@ -57,7 +62,7 @@ class DecisionOut(BaseModel):
     def of(cls, row: DecisionRecord) -> DecisionOut:
         return cls(
             id=row.id,
-            at=row.at,
+            at=utc(row.at),
             actor=row.actor,
             actor_name=row.actor_name,
             action=row.action,
