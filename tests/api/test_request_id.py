@@ -42,7 +42,7 @@ def test_a_plain_client_id_is_echoed_and_a_missing_one_made(api: Api) -> None:
         b"x" * 129,  # longer than 128
         b"",
         b"has space",
-        b"quote\"d",
+        b'quote"d',
         b"tab\there",
         "nön-ascii".encode(),
         b"<script>",
@@ -79,7 +79,9 @@ def test_echoed_on_errors_from_every_layer(make_api: MakeApi) -> None:
     assert sent("e413", "POST", "/v1/identities", files=big).status_code == 413  # body limit
     r = sent("e422", "POST", "/v1/recognize", headers=api.headers(), files={"nope": upload(b"x")})
     assert r.status_code == 422 and r.json()["error"] == "validation_error"
-    r = sent("e404", "GET", "/v1/identities/0190e7a0-0000-7000-8000-000000000000", headers=api.headers())
+    r = sent(
+        "e404", "GET", "/v1/identities/0190e7a0-0000-7000-8000-000000000000", headers=api.headers()
+    )
     assert r.status_code == 404
     r = sent("e500", "GET", "/test-only/boom")  # the last-resort guard's own answer
     assert r.status_code == 500 and r.json()["error"] == "internal_error"
@@ -99,9 +101,7 @@ def test_echoed_on_errors_from_every_layer(make_api: MakeApi) -> None:
     assert sent("ok", "GET", "/v1/models", headers=api.headers()).status_code == 200
 
 
-def test_log_lines_of_a_request_carry_its_id(
-    api: Api, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_log_lines_of_a_request_carry_its_id(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     """The filter reads the id the middleware set, in the request's own context."""
     (ada,) = people(1)
     handler = logging.Handler()

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from app.core.store.rows.audit import AuditEvent, DecisionRecord
 
+
 def utc(moment: datetime) -> datetime:
     """SQLite hands back the stored UTC digits without their offset."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

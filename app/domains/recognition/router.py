@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from app.api import errors
 from app.api.deps import VerifyKey, from_state
@@ -27,8 +27,8 @@ from app.domains.recognition.service import RecognitionService
 router = APIRouter(prefix="/v1", tags=["recognition"])
 
 Recognition = Annotated[RecognitionService, Depends(from_state("recognition"))]
-# Records the answers when FACESVC_RECORD_DECISIONS is on, in a short session of its
-# own after the service's: nothing is held while the request waits for inference.
+# Records the answers when FACESVC_RECORD_DECISIONS is on: in a short session of its own
+# once the answer is sent (no connection held through inference, no wait for the commit).
 Decisions = Annotated[DecisionLog, Depends(from_state("decision_log"))]
 
 IMAGE = ("image",)
@@ -47,11 +47,16 @@ PAIR = ("image_a", "image_b")
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
 async def verify(
-    request: Request, principal: VerifyKey, service: Recognition, log: Decisions
+    request: Request,
+    principal: VerifyKey,
+    service: Recognition,
+    log: Decisions,
+    background: BackgroundTasks,
 ) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, service.max_image_bytes)
     out = await service.verify(form, may_read=principal.allows(Scope.read))
-    await log.record(principal, decisions.of_verify(form, out))
+    if log.enabled:
+        background.add_task(log.record, principal, decisions.of_verify(form, out))
     return out
 
 
@@ -77,11 +82,16 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
 async def recognize(
-    request: Request, principal: VerifyKey, service: Recognition, log: Decisions
+    request: Request,
+    principal: VerifyKey,
+    service: Recognition,
+    log: Decisions,
+    background: BackgroundTasks,
 ) -> RecognizeOut:
     form = await parse_form(request, RecognizeForm, IMAGE, service.max_image_bytes)
     out = await service.recognize(form, may_read=principal.allows(Scope.read))
-    await log.record(principal, decisions.of_recognize(out))
+    if log.enabled:
+        background.add_task(log.record, principal, decisions.of_recognize(out))
     return out
 
 

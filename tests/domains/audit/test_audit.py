@@ -47,9 +47,7 @@ def test_gallery_changes_are_audited_with_key_and_request_id(
         r = api.add_face(identity_id, photo(ada, 2))
         assert r.status_code == 201, r.text
         second_face = r.json()["face"]["id"]
-        r = api.request(
-            "PATCH", f"/v1/identities/{identity_id}", "enroll", json={"name": "Ada L."}
-        )
+        r = api.request("PATCH", f"/v1/identities/{identity_id}", "enroll", json={"name": "Ada L."})
         assert r.status_code == 200, r.text
         assert api.delete(f"/v1/identities/{identity_id}/faces/{second_face}").status_code == 204
         assert api.delete(f"/v1/identities/{identity_id}", "enroll").status_code == 204

@@ -5,8 +5,12 @@ Postgres."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
+from sqlalchemy import text
 
 from app.core.store.rows.audit import DecisionRecord
 from tests.api.test_serving import _watch_connections_during_inference
@@ -70,7 +74,7 @@ def test_recorded_when_on_with_no_image_nor_embedding(make_api: MakeApi) -> None
     assert rows[3]["threshold"] == unknown["threshold"]
     assert rows[0]["request_id"] == "gate-1"
     # what a row can hold at all: no image, no embedding, no key secret
-    assert COLUMNS == {
+    assert {
         "id",
         "at",
         "actor",
@@ -82,7 +86,7 @@ def test_recorded_when_on_with_no_image_nor_embedding(make_api: MakeApi) -> None
         "threshold",
         "collection",
         "request_id",
-    }
+    } == COLUMNS
     assert [d["action"] for d in decisions(api, action="verify")] == ["verify", "verify"]
     assert decisions(api, actor="someone-else") == []
     # failures decide nothing: no row
@@ -132,3 +136,31 @@ def test_retention_prunes_old_decisions(make_api: MakeApi) -> None:
 def _days_ago(now: datetime, row: dict[str, Any]) -> int:
     at = datetime.fromisoformat(row["at"].replace("Z", "+00:00"))
     return round((now - at).total_seconds() / 86400)
+
+
+def test_a_failed_write_never_fails_the_answer(
+    make_api: MakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The door still gets its answer; the lost record is logged as an error."""
+    api = make_api(record_decisions=True)
+    (ada,) = people(1)
+    identity_id = api.enroll(photo(ada), "Ada").json()["identity"]["id"]
+
+    async def drop() -> None:
+        async with api.app.state.sessions() as session, session.begin():
+            await session.execute(text("DROP TABLE decisions"))
+
+    async def restore() -> None:  # the next test's database is this one, migrated
+        async with api.app.state.sessions.kw["bind"].begin() as connection:
+            await connection.run_sync(DecisionRecord.__table__.create)
+
+    api.run(drop)
+    try:
+        with caplog.at_level(logging.ERROR, logger="facesvc.audit"):
+            r = api.verify(photo(ada, 2), "verify", identity_id=identity_id)
+    finally:
+        api.run(restore)
+    assert r.status_code == 200 and r.json()["match"] is True
+    assert "could not record 1 decision(s)" in caplog.text
+    assert api.verify(photo(ada, 2), "verify", identity_id=identity_id).status_code == 200
+    assert len(decisions(api)) == 1  # recorded again once the table is back
