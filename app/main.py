@@ -187,6 +187,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             enabled=settings.record_decisions,
             retention_days=settings.decision_retention_days,
         )
+        # also when recording is off now: what was recorded before still expires
+        await state.decision_log.prune()
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:

@@ -26,8 +26,14 @@ TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 # Loggers that keep no handler of their own: their lines reach the root's one format.
 SERVICE_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "facesvc", "app")
 
-# What a LogRecord carries by itself; anything else came in `extra=` and goes into JSON.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+# What a LogRecord carries by itself; anything else came in `extra=` and goes into JSON
+# (but not uvicorn's `color_message`, the message again with terminal colour codes).
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",
+}
 
 
 def current_request_id() -> str | None:

@@ -231,6 +231,7 @@ def test_json_lines_parse_and_have_the_fields() -> None:
     assert access["method"] == "GET" and access["status"] == 200
     assert access["path"] == "/hello"  # the query string (a person's id) dropped
     assert "emp-42" not in json.dumps(lines)
+    assert "\x1b" not in json.dumps(lines, ensure_ascii=False)  # no terminal colour codes
     started = next(line for line in lines if line["logger"] == "uvicorn.error")
     assert started["request_id"] is None  # uvicorn's own lines, outside any request
 

@@ -131,6 +131,10 @@ def test_retention_prunes_old_decisions(make_api: MakeApi) -> None:
     assert len(decisions(api)) == 4
     assert api.run(api.app.state.decision_log.prune) == 1
     assert sorted(_days_ago(now, d) for d in decisions(api)) == [0, 0, 29]
+    # and at start, also when recording has been switched off since
+    insert(31)
+    restarted = make_api(record_decisions=False, decision_retention_days=30)
+    assert sorted(_days_ago(now, d) for d in decisions(restarted)) == [0, 0, 29]
 
 
 def _days_ago(now: datetime, row: dict[str, Any]) -> int:
