@@ -5,6 +5,7 @@ real photos, SQLite and Postgres."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.cli import main
+from app.core import logs
 from app.core.config import Settings
 from app.core.model.pipeline import FacePipeline
 from tests.support.factories import people, photo
@@ -82,6 +84,11 @@ def test_gallery_changes_are_audited_with_key_and_request_id(
     ]
     assert lines[0].audit["request_id"] == "door-7.enroll-1"  # type: ignore[attr-defined]
     assert lines[0].audit["id"] == enrolled["id"]  # type: ignore[attr-defined]
+    # as a JSON line (FACESVC_LOG_FORMAT=json): the row's fields under "audit"
+    line = json.loads(logs.JsonFormatter().format(lines[0]))
+    assert line["logger"] == "facesvc.audit" and line["level"] == "INFO"
+    assert line["audit"] == {**enrolled, "at": line["audit"]["at"]}
+    assert line["message"].startswith(f"identity.create by {enroller} (test-enroll): ok")
 
 
 def test_refused_changes_are_audited_with_their_error_and_invent_nothing(api: Api) -> None:
