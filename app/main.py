@@ -227,6 +227,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["X-Request-ID"],  # browsers may read it for their logs
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.add_middleware(

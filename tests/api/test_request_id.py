@@ -245,3 +245,13 @@ def test_text_lines_have_time_level_logger_and_id() -> None:
     access = [p for p in parsed if p[1] == "uvicorn.access"]
     assert len(access) == 1 and access[0][2] == "json-1"
     assert '"GET /hello HTTP/1.1" 200' in access[0][3] and "emp-42" not in access[0][3]
+
+
+def test_browsers_may_read_it_when_cors_is_on(make_api: MakeApi) -> None:
+    api = make_api(cors_origins=["https://door.example"])
+    r = api.client.get(
+        "/healthz", headers={"Origin": "https://door.example", "X-Request-ID": "b-1"}
+    )
+    assert r.headers["access-control-allow-origin"] == "https://door.example"
+    assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
+    assert r.headers["x-request-id"] == "b-1"
