@@ -20,15 +20,20 @@ from app.api.deps import KeyCheck
 from app.api.guard import ServerErrorGuard
 from app.api.limits import BodyLimitMiddleware
 from app.api.metrics import MetricsMiddleware
+from app.api.request_id import RequestIdMiddleware
+from app.core import logs
 from app.core.config import Settings
 from app.core.decision.cohort import Cohort
 from app.core.errors import ModelUnavailable
 from app.core.serving.inference import FaceInference, Pipeline, backend_for
 from app.core.serving.pool import batch_capacity
 from app.core.store import db
+from app.core.store.audit_trail import DecisionLog
 from app.core.store.index_sync import IndexedSession, catch_up
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
+from app.domains.audit.router import router as audit_router
+from app.domains.audit.service import AuditService
 from app.domains.collections.router import router as collections_router
 from app.domains.collections.service import CollectionService
 from app.domains.health.docs import docs_router
@@ -179,6 +184,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             max_image_bytes=settings.max_image_bytes,
         )
         app.state.models = ModelsService(sessions, inference, gallery, settings, cohort)
+        state.audit = AuditService(sessions)
+        state.decision_log = DecisionLog(
+            sessions,
+            enabled=settings.record_decisions,
+            retention_days=settings.decision_retention_days,
+        )
+        # also when recording is off now: what was recorded before still expires
+        await state.decision_log.prune()
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:
@@ -208,6 +221,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.include_router(models_router)
     app.include_router(stylize_router)
     app.include_router(health_router)
+    app.include_router(audit_router)
     app.include_router(metrics_router(settings.metrics))
     if settings.docs == "key":
         app.include_router(docs_router())
@@ -217,6 +231,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["X-Request-ID"],  # browsers may read it for their logs
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.add_middleware(
@@ -228,15 +243,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(ServerErrorGuard)  # outermost of ours: see app.api.guard
+    app.add_middleware(ServerErrorGuard)  # see app.api.guard
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     return app
 
 
 def app_from_env() -> FastAPI:
     """Uvicorn factory: settings from FACESVC_* and .env."""
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     access_log.install()  # in each worker, after uvicorn configured its loggers
     return create_app(settings)

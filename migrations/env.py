@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, pool
 from app.core.config import Settings
 from app.core.store.base import Base
 from app.core.store.db import sync_url
+from app.core.store.rows import audit as _audit  # noqa: F401
 from app.core.store.rows import calibrations as _calibrations  # noqa: F401
 from app.core.store.rows import collections as _collections  # noqa: F401
 from app.core.store.rows import identities as _identities  # noqa: F401  (registers tables)

@@ -134,8 +134,10 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime / "metrics")
     import uvicorn
 
+    from app.core import logs
     from app.core.store import db
 
+    logs.configure(settings.log_level, settings.log_format)  # this process's lines too
     if settings.migrate_on_start:
         db.upgrade(settings.database_url)
         os.environ["FACESVC_AUTO_MIGRATE"] = "false"  # done once here, not per worker
@@ -159,6 +161,9 @@ def _serve(args: argparse.Namespace) -> int:
                 port=args.port or settings.port,
                 workers=args.workers or settings.workers,
                 log_level=settings.log_level.lower(),
+                # uvicorn's loggers (access log included) in the service's format, in
+                # every worker process from its start
+                log_config=logs.dict_config(settings.log_level, settings.log_format),
                 timeout_keep_alive=settings.keep_alive_s,
             )
         except SystemExit as exit_:  # uvicorn exits 1 when it cannot bind or start the app

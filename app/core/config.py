@@ -239,6 +239,20 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="`facesvc serve` port.")
     workers: int = Field(1, ge=1, description="`facesvc serve` worker processes.")
     log_level: str = Field("info", description="Log level of the service.")
+    # --- logs and audit (docs/service.md, "Logs and audit") ---
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text or as one JSON object per line; both carry the "
+        "ISO 8601 UTC time, level, logger and request id.",
+    )
+    record_decisions: bool = Field(
+        False,
+        description="Record each verify/recognize decision (key, result, identity, "
+        "distance, threshold; never an image or embedding) for door-access logs.",
+    )
+    decision_retention_days: float = Field(
+        30.0, gt=0, description="Recorded decisions older than this are deleted."
+    )
     # --- operational surfaces (docs/security.md) ---
     docs: Literal["public", "key", "off"] = Field(
         "key",

@@ -47,6 +47,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/v1/collections"): "read",
     ("GET", "/v1/collections/{name}"): "read",
     ("DELETE", "/v1/collections/{name}"): "admin",
+    ("GET", "/v1/audit"): "admin",
+    ("GET", "/v1/decisions"): "admin",
 }
 OWNED = {"/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"}
 

@@ -11,6 +11,7 @@ import pytest
 from uvicorn.logging import AccessFormatter
 
 from app.api import access_log
+from app.core import logs
 from tests.support.factories import people, photo
 from tests.support.service import Api, MakeApi
 
@@ -121,11 +122,17 @@ def test_the_served_app_installs_the_filter(
     monkeypatch.setenv("FACESVC_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
     logger = logging.getLogger(access_log.ACCESS_LOGGER)
     before = list(logger.filters)
+    # app_from_env configures the process's logging (app.core.logs): undone afterwards
+    touched = [logging.root, *map(logging.getLogger, logs.SERVICE_LOGGERS)]
+    saved = [(one, one.level, list(one.handlers)) for one in touched]
     try:
         app_from_env()  # no lifespan here: nothing is loaded
         assert any(isinstance(f, access_log.DropQueryString) for f in logger.filters)
     finally:
         logger.filters[:] = before
+        for one, level, handlers in saved:
+            one.setLevel(level)
+            one.handlers[:] = handlers
 
 
 def _stored_bytes(database: Path) -> bytes:

@@ -82,7 +82,7 @@ def _clean_postgres(url: str) -> None:
     db.upgrade(url)
     plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as conn:
-        tables = "identities, faces, api_keys, calibrations, stylize_jobs"
+        tables = "identities, faces, api_keys, calibrations, stylize_jobs, audit_events, decisions"
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         # the default collection (made by migration 0004) stays; every other one goes
         conn.execute("DELETE FROM collections WHERE name <> 'default'")

@@ -152,6 +152,7 @@ def _replier(link: ClientLink, job_id: int) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.core import logs
     from app.core.config import Settings
     from app.core.telemetry import Metrics
 
@@ -159,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, type=Path)
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

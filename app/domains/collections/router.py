@@ -44,7 +44,7 @@ async def create_collection(
 ) -> CollectionOut:
     principal.check_all_collections()
     form = await parse_json(request, CollectionCreate)
-    return await collections.create(form)
+    return await collections.create(form, actor=principal)
 
 
 @router.get(
@@ -89,5 +89,5 @@ async def delete_collection(
     background: BackgroundTasks,
 ) -> None:
     principal.check_all_collections()
-    await collections.delete(name)
+    await collections.delete(name, actor=principal)
     background.add_task(collections.checkpoint)  # after the response

@@ -54,7 +54,7 @@ async def enroll(
 ) -> EnrollOut:
     form = await parse_form(request, EnrollForm, IMAGE, identities.max_image_bytes)
     principal.check_collection(form.collection)
-    return await identities.enroll(form)
+    return await identities.enroll(form, actor=principal)
 
 
 @router.post(
@@ -73,7 +73,7 @@ async def add_face(
 ) -> EnrollOut:
     form = await parse_form(request, AddFaceForm, IMAGE, identities.max_image_bytes)
     principal.check_collection(form.collection)
-    return await identities.add_face(identity_id, form)
+    return await identities.add_face(identity_id, form, actor=principal)
 
 
 @router.get("", response_model=IdentityPage, responses=errors.responses(errors.NOT_FOUND))
@@ -123,7 +123,7 @@ async def update_identity(
 ) -> IdentityOut:
     principal.check_collection(collection)
     patch = await parse_json(request, IdentityPatch)
-    updated = await identities.update(identity_id, patch, collection=collection)
+    updated = await identities.update(identity_id, patch, collection=collection, actor=principal)
     background.add_task(identities.checkpoint)  # the old name leaves the WAL too
     return updated
 
@@ -142,7 +142,7 @@ async def delete_identity(
     collection: InCollection = DEFAULT_COLLECTION,
 ) -> None:
     principal.check_collection(collection)
-    await identities.delete(identity_id, collection=collection)
+    await identities.delete(identity_id, collection=collection, actor=principal)
     background.add_task(identities.checkpoint)  # after the response
 
 
@@ -161,5 +161,5 @@ async def delete_face(
     collection: InCollection = DEFAULT_COLLECTION,
 ) -> None:
     principal.check_collection(collection)
-    await identities.delete_face(identity_id, face_id, collection=collection)
+    await identities.delete_face(identity_id, face_id, collection=collection, actor=principal)
     background.add_task(identities.checkpoint)  # after the response

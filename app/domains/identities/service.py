@@ -10,11 +10,14 @@ import uuid
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.access import Principal
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.model.pipeline import FaceResult
 from app.core.serving.inference import FaceInference
 from app.core.store import db
+from app.core.store.audit_trail import failures_audited
 from app.core.store.index_sync import stage_add, stage_remove
+from app.core.store.repos import audit
 from app.core.store.repos import collections as collections_repo
 from app.core.store.repos import identities as repo
 from app.core.store.rows.collections import DEFAULT_COLLECTION
@@ -65,7 +68,8 @@ def _thumbnail(result: FaceResult) -> bytes:
 class IdentityService:
     """Enrollment and gallery management. Each call is one unit of work, committed before
     it returns; a face reaches the index only once its commit succeeded
-    (`app.core.store.index_sync`)."""
+    (`app.core.store.index_sync`). Each change is audited as `actor`'s in its own
+    transaction (`app.core.store.repos.audit`); a refused one apart."""
 
     def __init__(
         self,
@@ -108,8 +112,12 @@ class IdentityService:
         self.metrics.faces_embedded.labels("enroll").inc()
         return results[0]
 
-    async def enroll(self, form: EnrollForm) -> EnrollOut:
-        async with unit_of_work(self.sessions) as session:
+    async def enroll(self, form: EnrollForm, *, actor: Principal) -> EnrollOut:
+        # ids only: an external_id names a person, and would outlive their deletion here
+        async with (
+            failures_audited(self.sessions, actor, "identity.create", {}),
+            unit_of_work(self.sessions) as session,
+        ):
             collection = await collections_repo.require(session, form.collection)
             if form.external_id is not None and await repo.get_by_external_id(
                 session, form.external_id, collection.id
@@ -122,14 +130,23 @@ class IdentityService:
                     session, form.name, form.external_id, form.metadata or {}, collection.id
                 )
                 face = await self._store_face(session, identity, result)
+                target = {"identity_id": identity.id, "face_id": face.id}
+                await audit.record(session, actor, "identity.create", target)
             return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
-    async def add_face(self, identity_id: uuid.UUID, form: AddFaceForm) -> EnrollOut:
-        async with unit_of_work(self.sessions) as session:
+    async def add_face(
+        self, identity_id: uuid.UUID, form: AddFaceForm, *, actor: Principal
+    ) -> EnrollOut:
+        target: dict[str, object] = {"identity_id": identity_id}
+        async with (
+            failures_audited(self.sessions, actor, "face.create", target),
+            unit_of_work(self.sessions) as session,
+        ):
             identity = await load_identity(session, identity_id, form.collection)
             await db.release(session)  # no pooled connection held through inference
             result = await self._embed(form.image, form.largest_face)
             face = await self._store_face(session, identity, result)
+            await audit.record(session, actor, "face.create", {**target, "face_id": face.id})
             return EnrollOut(identity=IdentityOut.of(identity), face=FaceOut.of(face))
 
     async def list_page(
@@ -172,28 +189,50 @@ class IdentityService:
         patch: IdentityPatch,
         *,
         collection: str = DEFAULT_COLLECTION,
+        actor: Principal,
     ) -> IdentityOut:
-        async with unit_of_work(self.sessions) as session:
+        target = {"identity_id": identity_id}
+        async with (
+            failures_audited(self.sessions, actor, "identity.update", target),
+            unit_of_work(self.sessions) as session,
+        ):
             identity = await load_identity(session, identity_id, collection)
             if patch.name is not None:
                 identity.name = patch.name
             if patch.metadata is not None:
                 identity.meta = patch.metadata
             await session.flush()
+            await audit.record(session, actor, "identity.update", target)
             return IdentityOut.of(identity)
 
-    async def delete(self, identity_id: uuid.UUID, *, collection: str = DEFAULT_COLLECTION) -> None:
-        async with unit_of_work(self.sessions) as session:
+    async def delete(
+        self, identity_id: uuid.UUID, *, collection: str = DEFAULT_COLLECTION, actor: Principal
+    ) -> None:
+        target = {"identity_id": identity_id}
+        async with (
+            failures_audited(self.sessions, actor, "identity.delete", target),
+            unit_of_work(self.sessions) as session,
+        ):
             await load_identity(session, identity_id, collection)  # 404 if in another
             face_ids = await repo.delete_identity(session, identity_id)
             if face_ids is None:
                 raise NotFound(f"no identity with id {identity_id}")
             stage_remove(session, self.gallery, face_ids)
+            await audit.record(session, actor, "identity.delete", target)
 
     async def delete_face(
-        self, identity_id: uuid.UUID, face_id: int, *, collection: str = DEFAULT_COLLECTION
+        self,
+        identity_id: uuid.UUID,
+        face_id: int,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        actor: Principal,
     ) -> None:
-        async with unit_of_work(self.sessions) as session:
+        target = {"identity_id": identity_id, "face_id": face_id}
+        async with (
+            failures_audited(self.sessions, actor, "face.delete", target),
+            unit_of_work(self.sessions) as session,
+        ):
             identity = await load_identity(session, identity_id, collection)
             face = next((f for f in identity.faces if f.id == face_id), None)
             if face is None:
@@ -201,6 +240,7 @@ class IdentityService:
             if not await repo.delete_face(session, face_id):
                 raise NotFound(f"identity {identity_id} has no face {face_id}")
             stage_remove(session, self.gallery, [face_id])
+            await audit.record(session, actor, "face.delete", target)
 
     async def checkpoint(self) -> None:
         """After a change has been committed: old rows leave SQLite's WAL too."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from app.api import errors
 from app.api.deps import VerifyKey, from_state
 from app.api.forms import openapi_body, parse_form
 from app.core.access import Scope
+from app.core.store.audit_trail import DecisionLog
+from app.domains.recognition import decisions
 from app.domains.recognition.schemas import (
     CompareForm,
     CompareOut,
@@ -25,6 +27,9 @@ from app.domains.recognition.service import RecognitionService
 router = APIRouter(prefix="/v1", tags=["recognition"])
 
 Recognition = Annotated[RecognitionService, Depends(from_state("recognition"))]
+# Records the answers when FACESVC_RECORD_DECISIONS is on: in a short session of its own
+# once the answer is sent (no connection held through inference, no wait for the commit).
+Decisions = Annotated[DecisionLog, Depends(from_state("decision_log"))]
 
 IMAGE = ("image",)
 PAIR = ("image_a", "image_b")
@@ -41,10 +46,19 @@ PAIR = ("image_a", "image_b")
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
-async def verify(request: Request, principal: VerifyKey, service: Recognition) -> VerifyOut:
+async def verify(
+    request: Request,
+    principal: VerifyKey,
+    service: Recognition,
+    log: Decisions,
+    background: BackgroundTasks,
+) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, service.max_image_bytes)
     principal.check_collection(form.collection)
-    return await service.verify(form, may_read=principal.allows(Scope.read))
+    out = await service.verify(form, may_read=principal.allows(Scope.read))
+    if log.enabled:
+        background.add_task(log.record, principal, decisions.of_verify(form, out))
+    return out
 
 
 @router.post(
@@ -68,10 +82,19 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
-async def recognize(request: Request, principal: VerifyKey, service: Recognition) -> RecognizeOut:
+async def recognize(
+    request: Request,
+    principal: VerifyKey,
+    service: Recognition,
+    log: Decisions,
+    background: BackgroundTasks,
+) -> RecognizeOut:
     form = await parse_form(request, RecognizeForm, IMAGE, service.max_image_bytes)
     principal.check_collection(form.collection)
-    return await service.recognize(form, may_read=principal.allows(Scope.read))
+    out = await service.recognize(form, may_read=principal.allows(Scope.read))
+    if log.enabled:
+        background.add_task(log.record, principal, decisions.of_recognize(form, out))
+    return out
 
 
 @router.post(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.access import Principal, Scope
 from app.core.errors import NotFound, Unauthorized, ValidationFailed
+from app.core.store.repos import audit
 from app.core.store.repos.collections import ids_of, names_of
 from app.core.store.rows.keys import ApiKey
 
@@ -57,10 +58,11 @@ async def create_key(
     collections: list[str] | None = None,
     *,
     expires_at: datetime | None = None,
+    actor: Principal = audit.CLI,
 ) -> tuple[ApiKey, str]:
-    """A new key row and the plain key (shown once). `collections`: the names of the
-    collections it may use (None: all); each must exist, and is stored by id.
-    `expires_at`: None never expires."""
+    """A new key row and the plain key (shown once); audited as `actor`'s.
+    `collections`: the names of the collections it may use (None: all); each must exist,
+    and is stored by id. `expires_at`: None never expires."""
     if expires_at is not None:
         expires_at = as_utc(expires_at)
         if expires_at <= datetime.now(UTC):
@@ -84,6 +86,7 @@ async def create_key(
     )
     session.add(row)
     await session.flush()
+    await audit.record(session, actor, "key.create", {"key": prefix, "name": name})
     return row, key
 
 
@@ -91,13 +94,14 @@ async def list_keys(session: AsyncSession) -> list[ApiKey]:
     return list((await session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
 
 
-async def revoke_key(session: AsyncSession, prefix: str) -> ApiKey:
+async def revoke_key(session: AsyncSession, prefix: str, *, actor: Principal = audit.CLI) -> ApiKey:
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if row is None:
         raise NotFound(f"no API key with prefix {prefix!r}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await session.flush()
+        await audit.record(session, actor, "key.revoke", {"key": prefix, "name": row.name})
     return row
 
 
