@@ -41,7 +41,9 @@ PAIR = ("image_a", "image_b")
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
-async def verify(request: Request, principal: VerifyKey, service: Recognition) -> VerifyOut:
+async def verify_identity(
+    request: Request, principal: VerifyKey, service: Recognition
+) -> VerifyOut:
     form = await parse_form(request, VerifyForm, IMAGE, service.max_image_bytes)
     return await service.verify(form, may_read=principal.allows(Scope.read))
 
@@ -53,7 +55,7 @@ async def verify(request: Request, principal: VerifyKey, service: Recognition) -
     responses=errors.responses(errors.FACES),
     openapi_extra=openapi_body(CompareForm, PAIR),
 )
-async def compare(request: Request, _: VerifyKey, service: Recognition) -> CompareOut:
+async def compare_faces(request: Request, _: VerifyKey, service: Recognition) -> CompareOut:
     form = await parse_form(request, CompareForm, PAIR, service.max_image_bytes)
     return await service.compare(form)
 
@@ -67,7 +69,9 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
     responses=errors.responses(errors.FACES, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
-async def recognize(request: Request, principal: VerifyKey, service: Recognition) -> RecognizeOut:
+async def recognize_faces(
+    request: Request, principal: VerifyKey, service: Recognition
+) -> RecognizeOut:
     form = await parse_form(request, RecognizeForm, IMAGE, service.max_image_bytes)
     return await service.recognize(form, may_read=principal.allows(Scope.read))
 
@@ -79,6 +83,6 @@ async def recognize(request: Request, principal: VerifyKey, service: Recognition
     responses=errors.responses(errors.FACES),
     openapi_extra=openapi_body(DetectForm, IMAGE),
 )
-async def detect(request: Request, _: VerifyKey, service: Recognition) -> DetectOut:
+async def detect_faces(request: Request, _: VerifyKey, service: Recognition) -> DetectOut:
     form = await parse_form(request, DetectForm, IMAGE, service.max_image_bytes)
     return await service.detect(form)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, computed_field, model_validator
 
 from app.core.model.types import Detection
-from app.domains.shared import Box, ExternalId, IdentityOut
+from app.domains.shared import (
+    FACE_EXAMPLE,
+    IDENTITY_EXAMPLE,
+    IMAGE_EXAMPLE,
+    Box,
+    ExternalId,
+    IdentityOut,
+)
 
 Threshold = Annotated[
     FiniteFloat | None,
@@ -17,11 +24,22 @@ Threshold = Annotated[
 
 
 class DetectedFace(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [FACE_EXAMPLE]})
+
     box: Box = Field(description="x1, y1, x2, y2 in pixels.")
-    score: float = Field(description="Detector confidence.")
+    detection_score: float = Field(description="Detector confidence, 0 to 1.")
     landmarks: list[tuple[float, float]] | None = Field(
         None, description="Eyes, nose tip, mouth corners (x, y)."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Deprecated: the same as `detection_score`; kept for 0.1 clients, "
+        "removed in 0.3.",
+        json_schema_extra={"deprecated": True},
+    )
+    @property
+    def score(self) -> float:
+        return self.detection_score
 
     @classmethod
     def of(cls, detection: Detection | None) -> DetectedFace | None:
@@ -29,7 +47,7 @@ class DetectedFace(BaseModel):
             return None
         landmarks = [(float(x), float(y)) for x, y in detection.landmarks.reshape(-1, 2)]
         box = tuple(float(v) for v in detection.box)
-        return cls(box=box, score=float(detection.score), landmarks=landmarks)
+        return cls(box=box, detection_score=float(detection.score), landmarks=landmarks)
 
 
 PROBABILITY = (
@@ -38,14 +56,22 @@ PROBABILITY = (
 )
 
 
+LARGEST_FACE = "Use the largest face if there are several (else several faces are a 422)."
+
+
 class VerifyForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"image": IMAGE_EXAMPLE, "external_id": "emp-1042", "largest_face": True}]
+        },
+    )
 
     image: bytes = Field(description="Probe photo.")
     identity_id: uuid.UUID | None = Field(None, description="Who the person claims to be.")
     external_id: ExternalId | None = Field(None, description="Alternatively, your own id.")
     threshold: Threshold = None
-    largest_face: bool = Field(False, description="Use the largest face if there are several.")
+    largest_face: bool = Field(False, description=LARGEST_FACE)
 
     @model_validator(mode="after")
     def _one_target(self) -> VerifyForm:
@@ -55,7 +81,12 @@ class VerifyForm(BaseModel):
 
 
 class CompareForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"image_a": IMAGE_EXAMPLE, "image_b": IMAGE_EXAMPLE, "threshold": 0.1424}]
+        },
+    )
 
     image_a: bytes = Field(description="First photo.")
     image_b: bytes = Field(description="Second photo.")
@@ -64,11 +95,20 @@ class CompareForm(BaseModel):
 
 
 class RecognizeForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image": IMAGE_EXAMPLE, "top_k": 3}]},
+    )
 
     image: bytes = Field(description="Photo to search the gallery with.")
     top_k: int | None = Field(None, ge=1, description="Candidates per face (default 1).")
     threshold: Threshold = None
+    largest_face: bool = Field(
+        True,
+        description="As for enroll and verify: use the largest face if there are several; "
+        "true by default here (false: a photo with several faces is a 422 "
+        "`multiple_faces`). `all_faces` takes precedence.",
+    )
     all_faces: bool = Field(False, description="Every face in the photo, not only the largest.")
     include_rejected: bool = Field(
         False,
@@ -79,7 +119,9 @@ class RecognizeForm(BaseModel):
 
 
 class DetectForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"image": IMAGE_EXAMPLE}]}
+    )
 
     image: bytes = Field(description="Photo.")
 
@@ -90,7 +132,34 @@ NEED_TO_KNOW = (
 )
 
 
+FACE_1 = FACE_EXAMPLE
+FACE_2 = {
+    **FACE_EXAMPLE,
+    "box": [78.88, 65.43, 178.17, 189.54],
+    "detection_score": 1.0,
+    "score": 1.0,
+    "landmarks": [[103.5, 112.96], [148.89, 111.99], [124.17, 138.26], [101.1, 153.69]]
+    + [[153.71, 153.46]],
+}
+
+
 class VerifyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "match": True,
+                    "distance": 0.0717,
+                    "threshold": 0.1424,
+                    "identity": IDENTITY_EXAMPLE,
+                    "face": FACE_2,
+                    "matched_face_id": 1,
+                    "probability": None,
+                }
+            ]
+        }
+    )
+
     match: bool
     distance: float | None = Field(
         description="Smallest squared L2 distance to the identity's faces. " + NEED_TO_KNOW
@@ -105,6 +174,20 @@ class VerifyOut(BaseModel):
 
 
 class CompareOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "match": True,
+                    "distance": 0.0717,
+                    "threshold": 0.1424,
+                    "faces": [FACE_1, FACE_2],
+                    "probability": None,
+                }
+            ]
+        }
+    )
+
     match: bool
     distance: float
     threshold: float
@@ -112,13 +195,31 @@ class CompareOut(BaseModel):
     probability: float | None = Field(None, description=PROBABILITY)
 
 
+CANDIDATE_EXAMPLE = {"identity": IDENTITY_EXAMPLE, "distance": 0.0717, "face_id": 1}
+
+
 class Candidate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CANDIDATE_EXAMPLE]})
+
     identity: IdentityOut
     distance: float
     face_id: int = Field(description="The enrolled face at `distance`.")
 
 
+RECOGNIZED_EXAMPLE = {
+    "face": FACE_2,
+    "candidates": [CANDIDATE_EXAMPLE],
+    "identity": IDENTITY_EXAMPLE,
+    "distance": 0.0717,
+    "cohort_score": None,
+    "margin": 0.2038,
+    "confidence": 0.9994,
+}
+
+
 class RecognizedFace(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [RECOGNIZED_EXAMPLE]})
+
     face: DetectedFace | None
     candidates: list[Candidate] = Field(
         description="Nearest identities first, at most top_k: those within the threshold, "
@@ -131,17 +232,18 @@ class RecognizedFace(BaseModel):
         description="Distance of the nearest candidate; null for an unknown face unless "
         "include_rejected."
     )
-    score: float | None = Field(
+    cohort_score: float | None = Field(
         None,
         description="With FACESVC_IDENTIFY_SCORE=cohort: distance divided by the probe's mean "
         "distance to its nearest cohort faces, the score `threshold` decided on (null "
-        "where `distance` is).",
+        "without cohort scoring, and where `distance` is null).",
     )
     margin: float | None = Field(
         None,
         description="How far the decision is from flipping to the runner-up person: the "
         "nearest *other* person's score minus this face's best score, on the scale "
-        "`threshold` decided on (distance, or `score` with cohort scoring); never negative. "
+        "`threshold` decided on (distance, or `cohort_score` with cohort scoring); never "
+        "negative. "
         "Null with no other person enrolled, and where `distance` is null. A thin margin "
         "means two people are almost equally near: ask for a second look.",
         examples=[0.0931],
@@ -156,11 +258,29 @@ class RecognizedFace(BaseModel):
         examples=[0.9987],
     )
 
+    # A field, not a computed one, so that it may be left out of the (null-less) examples.
+    score: float | None = Field(
+        None,
+        description="Deprecated: the same as `cohort_score`; kept for 0.1 clients, removed in 0.3.",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @model_validator(mode="after")
+    def _old_name(self) -> RecognizedFace:
+        self.score = self.cohort_score
+        return self
+
 
 class RecognizeOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"threshold": 0.1598, "faces": [RECOGNIZED_EXAMPLE]}]}
+    )
+
     threshold: float = Field(description="The threshold that decided each `identity`.")
     faces: list[RecognizedFace]
 
 
 class DetectOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"faces": [FACE_1]}]})
+
     faces: list[DetectedFace]

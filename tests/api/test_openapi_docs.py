@@ -1,0 +1,113 @@
+"""The OpenAPI document as a reader of /docs meets it, checked for every operation (new
+routes included): a written summary, an operation id of our scheme, examples that are
+valid values on every request body and 2xx answer, and error statuses only where they
+can happen (app/api/errors.py, app/api/openapi.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+from app.core.config import Settings
+from app.main import create_app
+
+METHODS = ("get", "post", "put", "patch", "delete")
+CAMEL = re.compile(r"[a-z][a-zA-Z0-9]*")
+BINARY = ("image/", "application/octet-stream")
+
+
+def _app(**overrides: Any) -> Any:
+    return create_app(Settings(_env_file=None, **overrides))
+
+
+@pytest.fixture(scope="module", params=["key", "public"])
+def app(request: pytest.FixtureRequest) -> Any:
+    # metrics "key" and "public" declare /metrics differently: both are walked
+    return _app(metrics=request.param)
+
+
+def _operations(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield f"{method.upper()} {path}", operation
+
+
+def _examples(media: dict[str, Any]) -> list[Any]:
+    if "example" in media:
+        return [media["example"]]
+    return [entry["value"] for entry in media.get("examples", {}).values()]
+
+
+def _validate(value: Any, schema: dict[str, Any], spec: dict[str, Any], where: str) -> None:
+    root = {**schema, "components": spec.get("components", {})}
+    errors = list(jsonschema_rs.Draft202012Validator(root).iter_errors(value))
+    assert not errors, f"{where}: example does not fit its schema: {errors[0].message}"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_every_operation_has_a_written_summary_and_our_id(app: Any) -> None:
+    spec = app.openapi()
+    ids = [op["operationId"] for _, op in _operations(spec)]
+    assert ids and len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for label, operation in _operations(spec):
+        op_id = operation["operationId"]
+        # FastAPI's own ids are snake_case with the path and method in them
+        assert CAMEL.fullmatch(op_id), f"{label}: {op_id!r} is not camelCase"
+        summary = operation.get("summary", "")
+        auto = _snake(op_id).replace("_", " ").title()  # what FastAPI writes for none
+        assert summary and summary != auto, f"{label}: no written summary"
+
+
+def test_bodies_and_answers_carry_examples_that_fit(app: Any) -> None:
+    spec = app.openapi()
+    for label, operation in _operations(spec):
+        for kind, media in operation.get("requestBody", {}).get("content", {}).items():
+            examples = _examples(media)
+            assert examples, f"{label}: no example for its {kind} body"
+            if kind == "application/json":
+                for value in examples:
+                    _validate(value, media["schema"], spec, f"{label} body")
+        for status, response in operation["responses"].items():
+            for kind, media in response.get("content", {}).items():
+                examples = _examples(media)
+                if status.startswith("2") and not kind.startswith(BINARY):
+                    assert examples, f"{label}: no example for its {status} answer"
+                if kind == "application/json" and "schema" in media:
+                    for value in examples:
+                        _validate(value, media["schema"], spec, f"{label} {status}")
+
+
+def test_error_statuses_only_where_they_can_happen(app: Any) -> None:
+    spec = app.openapi()
+    for label, operation in _operations(spec):
+        statuses = set(operation["responses"])
+        has_body = "requestBody" in operation
+        if not has_body:
+            assert not statuses & {"413", "415"}, f"{label} reads no body: {sorted(statuses)}"
+        else:
+            assert "413" in statuses, f"{label}: the body limit applies to it"
+        if not has_body and not operation.get("parameters"):
+            assert "422" not in statuses, f"{label} has nothing to validate"
+        for status, response in operation["responses"].items():
+            if status.startswith(("4", "5")) and status != "503":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (label, status)
+    # FastAPI's own 422 body never shows: every 422 is ours, {"error", "detail"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_keyed_routes_document_the_key(app: Any) -> None:
+    """401 and 403 are listed exactly where a key is asked for."""
+    spec = app.openapi()
+    for label, operation in _operations(spec):
+        keyed = bool(operation.get("security"))
+        assert ("401" in operation["responses"]) == keyed, label
+        assert ("403" in operation["responses"]) == keyed, label
