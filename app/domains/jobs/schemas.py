@@ -13,8 +13,7 @@ from app.core.store.rows.jobs import StyleJob
 from app.core.style.options import StyleOptions
 from app.domains.shared import IMAGE_EXAMPLE
 
-
-PLAN_EXAMPLE = {
+PLAN_EXAMPLE: dict[str, Any] = {
     "network": "vgg19",
     "alpha": 1.0,
     "beta": 0.0001,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, computed_field, model_validator
 
@@ -133,13 +133,18 @@ NEED_TO_KNOW = (
 
 
 FACE_1 = FACE_EXAMPLE
-FACE_2 = {
+FACE_2: dict[str, Any] = {
     **FACE_EXAMPLE,
     "box": [78.88, 65.43, 178.17, 189.54],
     "detection_score": 1.0,
     "score": 1.0,
-    "landmarks": [[103.5, 112.96], [148.89, 111.99], [124.17, 138.26], [101.1, 153.69]]
-    + [[153.71, 153.46]],
+    "landmarks": [
+        [103.5, 112.96],
+        [148.89, 111.99],
+        [124.17, 138.26],
+        [101.1, 153.69],
+        [153.71, 153.46],
+    ],
 }
 
 
@@ -195,7 +200,7 @@ class CompareOut(BaseModel):
     probability: float | None = Field(None, description=PROBABILITY)
 
 
-CANDIDATE_EXAMPLE = {"identity": IDENTITY_EXAMPLE, "distance": 0.0717, "face_id": 1}
+CANDIDATE_EXAMPLE: dict[str, Any] = {"identity": IDENTITY_EXAMPLE, "distance": 0.0717, "face_id": 1}
 
 
 class Candidate(BaseModel):
@@ -206,7 +211,7 @@ class Candidate(BaseModel):
     face_id: int = Field(description="The enrolled face at `distance`.")
 
 
-RECOGNIZED_EXAMPLE = {
+RECOGNIZED_EXAMPLE: dict[str, Any] = {
     "face": FACE_2,
     "candidates": [CANDIDATE_EXAMPLE],
     "identity": IDENTITY_EXAMPLE,

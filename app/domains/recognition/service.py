@@ -178,7 +178,9 @@ class RecognitionService:
             raise Forbidden("include_rejected lists gallery entries: it needs the 'read' scope")
         self._thresholds.check(form.threshold)
         # Inference before the first query (see verify).
-        selection = "all" if form.all_faces else "largest" if form.largest_face else "single"
+        selection: FaceSelection = (
+            "all" if form.all_faces else "largest" if form.largest_face else "single"
+        )
         results = await self._inference.analyze(form.image, faces=selection)
         model = self._inference.model
         async with self._sessions() as session:
