@@ -13,7 +13,9 @@ import jsonschema_rs
 import pytest
 
 from app.core.config import Settings
+from app.domains.health.docs import ASSET_FILES
 from app.main import create_app
+from tests.support.service import Api, MakeApi
 
 METHODS = ("get", "post", "put", "patch", "delete")
 CAMEL = re.compile(r"[a-z][a-zA-Z0-9]*")
@@ -111,3 +113,34 @@ def test_keyed_routes_document_the_key(app: Any) -> None:
         keyed = bool(operation.get("security"))
         assert ("401" in operation["responses"]) == keyed, label
         assert ("403" in operation["responses"]) == keyed, label
+
+
+@pytest.mark.parametrize("docs", ["key", "public"])
+def test_docs_pages_load_nothing_from_elsewhere(make_api: MakeApi, docs: str) -> None:
+    """The pages name only the service's own URLs; the assets need no key (public library
+    code) and only the four files are served."""
+    api = make_api(docs=docs)
+    for page in ("/docs", "/redoc"):
+        html = api.get(page, "verify").text
+        urls = re.findall(r"""(?:src|href|url)\s*[:=(]\s*['"]([^'"]+)['"]""", html)
+        assert urls and all(u.startswith("/") for u in urls), (page, urls)
+    for name, kind in ASSET_FILES.items():
+        r = api.client.get(f"/docs-assets/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind), name
+        assert len(r.content) > 1000
+    for name in ("consts.py", "..%2F__init__.py", "nothing.js"):
+        r = api.client.get(f"/docs-assets/{name}")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_validation_details_have_one_style(api: Api) -> None:
+    """A parameter FastAPI checks and a form field we check read alike: `field: message`."""
+    r = api.get("/v1/identities", params={"limit": 0})
+    assert r.status_code == 422
+    assert r.json() == {
+        "error": "validation_error",
+        "detail": "limit: input should be greater than or equal to 1",
+    }
+    r = api.recognize(b"not used", top_k=0)
+    assert r.status_code == 422
+    assert r.json()["detail"] == "top_k: input should be greater than or equal to 1"

@@ -6,10 +6,15 @@ swagger-ui-dist and ReDoc bundles (docs/architecture.md says why that package). 
 are public library code, so /docs-assets needs no key: the pages and the schema do
 when FACESVC_DOCS=key (any valid key; FastAPI itself serves /openapi.json for
 "public", and the app is built without the pages for "off").
+
+The pages carry a Content-Security-Policy that lets them load and fetch from this
+service only: ReDoc's bundle still names a Redocly logo on a CDN, which the browser
+then never asks for (tests/api/test_docs_offline.py).
 """
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,26 @@ SWAGGER_PARAMETERS = {
 }
 
 
+def _self_only(page: HTMLResponse) -> HTMLResponse:
+    """The page with a CSP: everything from this origin, its inline script by nonce."""
+    nonce = secrets.token_urlsafe(16)
+    html = bytes(page.body).decode().replace("<script>", f'<script nonce="{nonce}">')
+    policy = "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            "style-src 'self' 'unsafe-inline'",  # both viewers inject their styles
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "worker-src 'self' blob:",  # ReDoc's search runs in a blob worker
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": policy})
+
+
 def docs_router(*, keyed: bool) -> APIRouter:
     """The pages and assets; with `keyed`, the pages and /openapi.json need a valid key."""
     router = APIRouter(include_in_schema=False)
@@ -61,7 +86,7 @@ def docs_router(*, keyed: bool) -> APIRouter:
 
     @router.get("/docs", dependencies=key)
     async def swagger(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=OPENAPI_URL,
             title=f"{request.app.title} docs",
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
@@ -69,15 +94,17 @@ def docs_router(*, keyed: bool) -> APIRouter:
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
             swagger_ui_parameters=SWAGGER_PARAMETERS,
         )
+        return _self_only(page)
 
     @router.get("/redoc", dependencies=key)
     async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=OPENAPI_URL,
             title=f"{request.app.title} docs",
             redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
+        return _self_only(page)
 
     return router
