@@ -68,13 +68,13 @@ def docs_router(*, keyed: bool) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     key = [Depends(require(None))] if keyed else []
 
-    @router.get(f"{ASSETS_URL}/{{name}}")
-    async def docs_asset(name: str) -> FileResponse:
-        media_type = ASSET_FILES.get(name)
+    @router.get(f"{ASSETS_URL}/{{asset}}")
+    async def docs_asset(asset: str) -> FileResponse:
+        media_type = ASSET_FILES.get(asset)
         if media_type is None:
-            raise NotFound(f"no docs asset {name!r}")
+            raise NotFound(f"no docs asset {asset!r}")
         headers = {"Cache-Control": "public, max-age=86400"}
-        return FileResponse(ASSETS / name, media_type=media_type, headers=headers)
+        return FileResponse(ASSETS / asset, media_type=media_type, headers=headers)
 
     if keyed:
 
