@@ -25,6 +25,8 @@ METRICS_EXAMPLE = (
     "facesvc_index_size 3.0\n"
 )
 
+NOT_READY = {"status": "unavailable", "model": True, "database": False, "index": True}
+
 HealthDep = Annotated[HealthService, Depends(from_state("health"))]
 
 
@@ -42,7 +44,14 @@ async def get_health() -> Health:
     "/readyz",
     response_model=Readiness,
     summary="Readiness: model, database and index up (no key)",
-    responses={503: {"model": Readiness, "description": "Not ready"}, **errors.PUBLIC},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Not ready: the part that is not says false",
+            "content": {"application/json": {"example": NOT_READY}},
+        },
+        **errors.PUBLIC,
+    },
 )
 async def get_readiness(health: HealthDep) -> JSONResponse:
     ready = await health.readiness()
