@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api import access_log, errors
+from app.api import access_log, errors, openapi
 from app.api.admission import AdmissionMiddleware
 from app.api.deps import KeyCheck
 from app.api.guard import ServerErrorGuard
@@ -201,7 +201,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             await inference.stop()
             await engine.dispose()
 
-    public_docs = settings.docs == "public"  # "key": docs_router serves them instead
+    # /docs and /redoc are docs_router's (assets served here, not from a CDN); for "key"
+    # it serves /openapi.json too, behind a key.
+    public_docs = settings.docs == "public"
     app = FastAPI(
         title="facesvc",
         version="0.1.0",
@@ -209,8 +211,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         lifespan=lifespan,
         responses={},
         openapi_url="/openapi.json" if public_docs else None,
-        docs_url="/docs" if public_docs else None,
-        redoc_url="/redoc" if public_docs else None,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
         # The trailing-slash 307 ran before auth and echoed the Host header in Location.
         redirect_slashes=False,
     )
@@ -223,8 +226,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.include_router(health_router)
     app.include_router(audit_router)
     app.include_router(metrics_router(settings.metrics))
-    if settings.docs == "key":
-        app.include_router(docs_router())
+    if settings.docs != "off":
+        app.include_router(docs_router(keyed=settings.docs == "key"))
+    app.openapi = openapi.document(app)  # type: ignore[method-assign]
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import sqlalchemy.exc
@@ -46,12 +47,23 @@ def _response(
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
-def _describe(errors: Any) -> str:
+# Where pydantic says an error is; the field's name alone is what a caller needs.
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
+def describe(errors: Any) -> str:
+    """The one style of a validation detail, for framework and form errors alike:
+    `field: message` (lower case, no "Value error, "), joined by "; "."""
     parts = []
     for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        loc = list(err.get("loc", ()))
+        if loc and loc[0] in _SOURCES:
+            loc = loc[1:]
         msg = str(err.get("msg")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        if msg[1:2].islower():  # "Input should ..." -> "input should ...", not "jSON ..."
+            msg = msg[:1].lower() + msg[1:]
+        where = ".".join(str(p) for p in loc)
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts) or "invalid request"
 
 
@@ -65,7 +77,7 @@ async def facesvc_error_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return _response(422, "validation_error", _describe(exc.errors()))
+    return _response(422, "validation_error", describe(exc.errors()))
 
 
 async def http_error_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -106,41 +118,109 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unhandled_error_handler)
 
 
-def _doc(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
+def _doc(description: str, code: str | None = None, detail: str | None = None) -> dict[str, Any]:
+    """A documented error status, with an example body as the service answers it; without
+    `code` and `detail`, the first `code` of the description and its text after ": "."""
+    if code is None:
+        found = re.search(r"`([a-z_]+)`", description)
+        code = found.group(1) if found else "error"
+    if detail is None:
+        detail = description.split(": ", 1)[-1].replace("`", "")
+    example = {"error": code, "detail": detail}
+    return {
+        "model": ErrorBody,
+        "description": description,
+        "content": {"application/json": {"example": example}},
+    }
 
 
-# Declared on every route (routers merge the relevant ones) so OpenAPI lists every error.
+# Each route lists only the statuses it can answer: `responses(...)` merges COMMON (any
+# keyed route) with the groups a route needs. A route with path or query parameters
+# adds PARAMS, a route that reads a body BODY (or FACES, which includes it); a route
+# with neither never answers 413, 415 nor 422.
 COMMON: dict[int | str, dict[str, Any]] = {
-    401: _doc("`unauthorized`: missing or unknown API key"),
-    403: _doc("`forbidden`: the key lacks the scope this route needs"),
-    413: _doc("`image_too_large`: request body or image over the configured limit"),
-    415: _doc("`unsupported_media_type`: send multipart/form-data or application/json"),
-    422: _doc("`validation_error`, `invalid_image`: bad fields or an undecodable image"),
-    500: _doc("`internal_error`"),
+    401: _doc(
+        "`unauthorized`: missing or unknown API key", "unauthorized", "missing X-API-Key header"
+    ),
+    403: _doc(
+        "`forbidden`: the key lacks the scope this route needs",
+        "forbidden",
+        "this API key lacks the 'enroll' scope",
+    ),
+    500: _doc("`internal_error`", "internal_error", "internal server error"),
+}
+PARAMS: dict[int | str, dict[str, Any]] = {
+    422: _doc(
+        "`validation_error`: a bad path or query parameter",
+        "validation_error",
+        "limit: input should be less than or equal to 500",
+    )
+}
+BODY: dict[int | str, dict[str, Any]] = {
+    413: _doc(
+        "`image_too_large`: request body or image over the configured limit",
+        "image_too_large",
+        "the request body exceeds 26732210 bytes",
+    ),
+    415: _doc(
+        "`unsupported_media_type`: send multipart/form-data or application/json",
+        "unsupported_media_type",
+        "content type 'text/plain' is not supported; send multipart/form-data or "
+        "application/json with base64 images",
+    ),
+    422: _doc(
+        "`validation_error`, `invalid_image`: bad fields or an undecodable image",
+        "validation_error",
+        "name: string should have at least 1 character",
+    ),
 }
 FACES: dict[int | str, dict[str, Any]] = {
+    **BODY,
     422: _doc(
         "`validation_error`, `invalid_image`, `no_face`, `multiple_faces`: bad fields, an "
-        "undecodable image, no face, or several faces where one is needed"
+        "undecodable image, no face, or several faces where one is needed",
+        "no_face",
+        "no face was found in the image",
     ),
     503: _doc(
         "`model_unavailable`; `overloaded` (inference queue full) or `inference_failed` "
         "(a worker crashed), `timeout` (the request's deadline passed before its "
-        "inference ran), all with `Retry-After`"
+        "inference ran), all with `Retry-After`",
+        "overloaded",
+        "64 requests are already waiting for inference",
     ),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: _doc("`not_found`: unknown id, or unknown collection")
+    404: _doc(
+        "`not_found`: unknown id, or unknown collection",
+        "not_found",
+        "no identity with id 3f0c1e52-6a8b-4f0e-9d3c-5b7a2e1f4c90",
+    )
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: _doc("`conflict` (external_id taken) or `model_mismatch` (gallery of another model)")
+    409: _doc(
+        "`conflict` (external_id taken) or `model_mismatch` (gallery of another model)",
+        "conflict",
+        "external_id 'emp-1042' is already enrolled",
+    )
 }
-PUBLIC: dict[int | str, dict[str, Any]] = {500: _doc("`internal_error`")}
+PUBLIC: dict[int | str, dict[str, Any]] = {
+    500: _doc("`internal_error`", "internal_error", "internal server error")
+}
 
 
 def responses(*groups: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """COMMON and `groups`, later groups winning; a 422 of PARAMS and one of BODY merge
+    into one entry that names both causes."""
     merged: dict[int | str, dict[str, Any]] = {}
     for group in (COMMON, *groups):
-        merged.update(group)
+        for status, entry in group.items():
+            if status == 422 and 422 in merged and entry is not merged[422]:
+                entry = {**entry, "description": _joined(merged[422], entry)}
+            merged[status] = entry
     return merged
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> str:
+    a, b = str(first["description"]), str(second["description"])
+    return a if b in a else b if a in b else f"{a}; {b}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import json
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.errors import describe
 from app.api.limits import BodyTooLarge
 from app.core import bounds
 from app.core.errors import ImageTooLarge, UnsupportedMediaType, ValidationFailed
@@ -37,12 +39,7 @@ def is_json(kind: str) -> bool:
 
 
 def validation_detail(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+    return describe(exc.errors())
 
 
 def _check_size(field: str, data: bytes, limit: int) -> bytes:
@@ -145,15 +142,46 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         raise ValidationFailed(validation_detail(exc)) from exc
 
 
+def _examples(schema: dict[str, Any], encode: Any = None) -> dict[str, Any]:
+    """The model's own examples (json_schema_extra), as a media type's `examples`."""
+    found = schema.get("examples") or []
+    return {
+        f"example{i + 1}" if i else "example": {"value": encode(v) if encode else v}
+        for i, v in enumerate(found)
+    }
+
+
 def openapi_json_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` documenting a JSON body read by `parse_json`."""
     schema = model.model_json_schema()
     schema.pop("title", None)
-    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
+    examples = _examples(schema)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": schema, "examples": examples}},
+        }
+    }
+
+
+def _form_fields(image_fields: tuple[str, ...]) -> Any:
+    """A JSON example as multipart form fields: files named, objects as JSON text."""
+
+    def encode(value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: "(a JPEG or PNG file)"
+            if k in image_fields
+            else json.dumps(v)
+            if isinstance(v, dict)
+            else v
+            for k, v in value.items()
+        }
+
+    return encode
 
 
 def openapi_body(model: type[BaseModel], image_fields: tuple[str, ...]) -> dict[str, Any]:
-    """`openapi_extra` documenting both encodings of a form model."""
+    """`openapi_extra` documenting both encodings of a form model, with its examples."""
     schema = model.model_json_schema()
     schema.pop("title", None)
     multipart = copy.deepcopy(schema)
@@ -176,9 +204,16 @@ def openapi_body(model: type[BaseModel], image_fields: tuple[str, ...]) -> dict[
                 "type": "string",
                 "description": "A JSON object, as a string.",
             }
+    multipart.pop("examples", None)  # a file field has no JSON example value
     return {
         "requestBody": {
             "required": True,
-            "content": {MULTIPART: {"schema": multipart}, JSON: {"schema": as_json}},
+            "content": {
+                MULTIPART: {
+                    "schema": multipart,
+                    "examples": _examples(schema, _form_fields(image_fields)),
+                },
+                JSON: {"schema": as_json, "examples": _examples(schema)},
+            },
         }
     }

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from app.core import bounds
 from app.core.store.rows.collections import DEFAULT_COLLECTION
@@ -38,7 +38,35 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Values the service answered for two LFW photos of Aaron Sorkin (tests/data/faces) with
+# the default model: the OpenAPI examples (app.api.openapi) are built from them.
+IDENTITY_EXAMPLE: dict[str, Any] = {
+    "id": "01a22fa6-077d-7d21-90a9-f7222a62b71b",
+    "name": "Aaron Sorkin",
+    "external_id": "emp-1042",
+    "metadata": {"department": "writing"},
+    "created_at": "2026-12-01T03:28:59.773587Z",
+}
+BOX_EXAMPLE = [62.71, 66.06, 165.7, 197.72]
+LANDMARKS_EXAMPLE = [  # eyes, nose tip, mouth corners
+    [101.96, 110.37],
+    [146.95, 109.41],
+    [134.32, 138.56],
+    [100.37, 159.31],
+    [149.64, 157.38],
+]
+FACE_EXAMPLE: dict[str, Any] = {
+    "box": BOX_EXAMPLE,
+    "detection_score": 0.99998,
+    "score": 0.99998,
+    "landmarks": LANDMARKS_EXAMPLE,
+}
+IMAGE_EXAMPLE = "<the photo's bytes in base64, e.g. from `base64 -w0 photo.jpg`>"
+
+
 class IdentityOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [IDENTITY_EXAMPLE]})
+
     id: uuid.UUID
     name: str
     external_id: str | None

@@ -26,6 +26,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): ANY,
     ("GET", "/docs"): ANY,
     ("GET", "/redoc"): ANY,
+    ("GET", "/docs-assets/{asset}"): PUBLIC,  # Swagger UI's and ReDoc's own files
     ("POST", "/v1/identities"): "enroll",
     ("POST", "/v1/identities/{identity_id}/faces"): "enroll",
     ("PATCH", "/v1/identities/{identity_id}"): "enroll",
@@ -127,6 +128,7 @@ def call(api: Api, caller: str, method: str, path: str, ids: dict[str, str]) -> 
         face_id=2**40,
         name="dlib-resnet-v1",
         job_id=ids["job_id"],
+        asset="swagger-ui.css",
     )
     kw: dict[str, Any] = {}
     if path.startswith("/v1/collections"):

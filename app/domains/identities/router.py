@@ -47,7 +47,7 @@ def require_json(request: Request) -> None:
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(EnrollForm, IMAGE),
 )
-async def enroll(
+async def enroll_identity(
     request: Request,
     principal: EnrollKey,
     identities: IdentitiesDep,
@@ -62,7 +62,7 @@ async def enroll(
     status_code=status.HTTP_201_CREATED,
     response_model=EnrollOut,
     summary="Add another photo of an enrolled person",
-    responses=errors.responses(errors.FACES, errors.NOT_FOUND),
+    responses=errors.responses(errors.PARAMS, errors.FACES, errors.NOT_FOUND),
     openapi_extra=openapi_body(AddFaceForm, IMAGE),
 )
 async def add_face(
@@ -76,7 +76,14 @@ async def add_face(
     return await identities.add_face(identity_id, form, actor=principal)
 
 
-@router.get("", response_model=IdentityPage, responses=errors.responses(errors.NOT_FOUND))
+@router.get(
+    "",
+    response_model=IdentityPage,
+    summary="List enrolled people, a page at a time",
+    description="Oldest first; `next_cursor` of one page is `cursor` of the next. "
+    "`external_id` finds one person by your own id.",
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
+)
 async def list_identities(
     principal: ReadKey,
     identities: IdentitiesDep,
@@ -94,7 +101,8 @@ async def list_identities(
 @router.get(
     "/{identity_id}",
     response_model=IdentityDetail,
-    responses=errors.responses(errors.NOT_FOUND),
+    summary="One person and their enrolled faces",
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def get_identity(
     identity_id: uuid.UUID,
@@ -109,7 +117,8 @@ async def get_identity(
 @router.patch(
     "/{identity_id}",
     response_model=IdentityOut,
-    responses=errors.responses(errors.NOT_FOUND),
+    summary="Rename a person or replace their metadata",
+    responses=errors.responses(errors.PARAMS, errors.BODY, errors.NOT_FOUND),
     openapi_extra=openapi_json_body(IdentityPatch),
 )
 async def update_identity(
@@ -132,7 +141,8 @@ async def update_identity(
     "/{identity_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors.responses(errors.NOT_FOUND),
+    summary="Delete a person: every face leaves the database and the index",
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def delete_identity(
     identity_id: uuid.UUID,
@@ -150,7 +160,8 @@ async def delete_identity(
     "/{identity_id}/faces/{face_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors.responses(errors.NOT_FOUND),
+    summary="Delete one enrolled face of a person",
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def delete_face(
     identity_id: uuid.UUID,

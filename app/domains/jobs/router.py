@@ -31,10 +31,10 @@ FINISHED: dict[int | str, dict[str, Any]] = {
     status_code=202,
     response_model=JobOut,
     summary="Start a neural style transfer job (Gatys et al.)",
-    responses=errors.responses(QUOTA),
+    responses=errors.responses(errors.BODY, QUOTA),
     openapi_extra=openapi_body(StylizeForm, IMAGES),
 )
-async def stylize(
+async def start_stylize_job(
     request: Request,
     response: Response,
     background: BackgroundTasks,
@@ -52,7 +52,7 @@ async def stylize(
     "/jobs/{job_id}",
     response_model=JobOut,
     summary="Status, progress and latest costs of a job",
-    responses=errors.responses(errors.NOT_FOUND),
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def get_job(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> JobOut:
     return await jobs.get(job_id, principal)
@@ -64,10 +64,10 @@ async def get_job(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> Job
     summary="The stylised image (PNG) of a succeeded job",
     responses={
         200: {"content": {"image/png": {}}, "description": "The PNG."},
-        **errors.responses(errors.NOT_FOUND, FINISHED),
+        **errors.responses(errors.PARAMS, errors.NOT_FOUND, FINISHED),
     },
 )
-async def get_result(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> Response:
+async def get_job_result(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> Response:
     png = await jobs.result(job_id, principal)
     return Response(png, media_type="image/png")
 
@@ -76,7 +76,7 @@ async def get_result(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> 
     "/jobs/{job_id}",
     response_model=JobOut,
     summary="Cancel a queued or running job (it stops within one step)",
-    responses=errors.responses(errors.NOT_FOUND, FINISHED),
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND, FINISHED),
 )
 async def cancel_job(job_id: uuid.UUID, principal: VerifyKey, jobs: JobsDep) -> JobOut:
     return await jobs.cancel(job_id, principal)

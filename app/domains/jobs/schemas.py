@@ -11,10 +11,37 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.core.bounds import load_json
 from app.core.store.rows.jobs import StyleJob
 from app.core.style.options import StyleOptions
+from app.domains.shared import IMAGE_EXAMPLE
+
+PLAN_EXAMPLE: dict[str, Any] = {
+    "network": "vgg19",
+    "alpha": 1.0,
+    "beta": 0.0001,
+    "content_layer": "block4_relu2",
+    "style_layers": {f"block{i}_relu1": 0.2 for i in range(1, 6)},
+    "steps": 150,
+    "max_side": 256,
+    "init": "noise",
+    "seed": 7,
+    "optimiser": "lbfgs",
+    "learning_rate": 1.0,
+    "tv_weight": 0.0,
+    "pyramid_levels": 0,
+    "shift_average": False,
+    "normalisation": "nhwc",
+}
 
 
 class StylizeForm(StyleOptions):
     """multipart/form-data (or JSON with base64 images): two images and the options."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"content": IMAGE_EXAMPLE, "style": IMAGE_EXAMPLE, "steps": 150, "seed": 7}
+            ]
+        }
+    )
 
     content: bytes = Field(description="The photo to restyle.")
     style: bytes = Field(description="The painting whose style to take.")
@@ -37,7 +64,30 @@ class Progress(BaseModel):
 
 
 class JobOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "01a22fb0-3c41-7e55-8d2b-6f0e9a1c2d34",
+                    "status": "running",
+                    "progress": {"step": 40, "steps": 150},
+                    "J": 152000.0,
+                    "J_content": 41.7,
+                    "J_style": 1.1e9,
+                    "params": PLAN_EXAMPLE,
+                    "attempts": 1,
+                    "error": None,
+                    "identity_distance": None,
+                    "identity_verified": None,
+                    "result_url": None,
+                    "created_at": "2026-12-01T03:30:02.114000Z",
+                    "started_at": "2026-12-01T03:30:02.530000Z",
+                    "finished_at": None,
+                }
+            ]
+        },
+    )
 
     job_id: uuid.UUID
     status: str = Field(description="queued, running, succeeded, failed or cancelled.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from app.api import errors
 from app.api.deps import VerifyKey, from_state
@@ -19,8 +19,13 @@ router = APIRouter(prefix="/v1", tags=["recognition"])
 Models = Annotated[ModelsService, Depends(from_state("models"))]
 
 
-@router.get("/models", response_model=ModelsOut, responses=errors.responses())
-async def models(principal: VerifyKey, service: Models) -> ModelsOut:
+@router.get(
+    "/models",
+    response_model=ModelsOut,
+    summary="The active model, its thresholds and calibration",
+    responses=errors.responses(),
+)
+async def list_models(principal: VerifyKey, service: Models) -> ModelsOut:
     return await service.describe(may_read=principal.allows(Scope.read))
 
 
@@ -28,7 +33,7 @@ async def models(principal: VerifyKey, service: Models) -> ModelsOut:
     "/models/{name}/layers",
     response_model=LayersOut,
     summary="The embedding network's layers and their receptive fields",
-    responses=errors.responses(errors.NOT_FOUND),
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
-async def layers(name: str, _: VerifyKey) -> LayersOut:
+async def get_model_layers(name: Annotated[str, Path(max_length=100)], _: VerifyKey) -> LayersOut:
     return layers_of_model(name)

@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+# What /v1/models answered with the default model and three faces enrolled.
+CONFIGURED_EXAMPLE: dict[str, Any] = {
+    "name": "dlib-resnet-v1",
+    "licence": "public domain weights (dlib)",
+    "embedding_size": 128,
+    "verify": {"default": 0.1424, "far": 0.001, "tar": 0.938},
+    "identify": {"default": 0.1598, "fpir": 0.01, "fnir": 0.0202, "gallery_size": 3},
+    "calibration_source": "lfw_dev (LFW folds 1-3, deep-funneled), L2-normalised: facesvc "
+    "eval --data ../shared/faces/lfw_dev",
+}
+MODEL_EXAMPLE: dict[str, Any] = {
+    **CONFIGURED_EXAMPLE,
+    "version": "1+55533b28a958+l2.9966306c",
+    "normalized": True,
+    "distance": "squared_l2",
+    "threshold_range": [0.0, 4.0],
+    "gallery_faces": 3,
+    "calibration": None,
+    "other_models": [],
+}
 
 
 class Threshold1to1(BaseModel):
@@ -105,6 +127,23 @@ class IdentifyScoreOut(BaseModel):
 
 
 class ModelsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "active": MODEL_EXAMPLE,
+                    "configured": [CONFIGURED_EXAMPLE],
+                    "identify_score": {
+                        "mode": "distance",
+                        "cohort_k": None,
+                        "cohort_tau": None,
+                        "cohort_size": None,
+                    },
+                }
+            ]
+        }
+    )
+
     active: ModelOut
     configured: list[ConfiguredModelOut] = Field(
         description="Every backbone whose weights are present or configured, active first."
@@ -122,6 +161,35 @@ class LayerOut(BaseModel):
 
 
 class LayersOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "dlib-resnet-v1",
+                    "input_size": 150,
+                    "layers": [
+                        {
+                            "name": "stem",
+                            "description": "7x7/2 convolution + ReLU",
+                            "units": 32,
+                            "side": 72,
+                            "receptive_field": 7,
+                            "stride": 2,
+                        },
+                        {
+                            "name": "embedding",
+                            "description": "global average pool + 128-d linear",
+                            "units": 128,
+                            "side": 1,
+                            "receptive_field": 150,
+                            "stride": 150,
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+
     model: str
     input_size: int
     layers: list[LayerOut] = Field(description="Input side first.")

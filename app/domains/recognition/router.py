@@ -46,7 +46,7 @@ PAIR = ("image_a", "image_b")
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(VerifyForm, IMAGE),
 )
-async def verify(
+async def verify_identity(
     request: Request,
     principal: VerifyKey,
     service: Recognition,
@@ -68,7 +68,7 @@ async def verify(
     responses=errors.responses(errors.FACES),
     openapi_extra=openapi_body(CompareForm, PAIR),
 )
-async def compare(request: Request, _: VerifyKey, service: Recognition) -> CompareOut:
+async def compare_faces(request: Request, _: VerifyKey, service: Recognition) -> CompareOut:
     form = await parse_form(request, CompareForm, PAIR, service.max_image_bytes)
     return await service.compare(form)
 
@@ -82,7 +82,7 @@ async def compare(request: Request, _: VerifyKey, service: Recognition) -> Compa
     responses=errors.responses(errors.FACES, errors.NOT_FOUND, errors.CONFLICT),
     openapi_extra=openapi_body(RecognizeForm, IMAGE),
 )
-async def recognize(
+async def recognize_faces(
     request: Request,
     principal: VerifyKey,
     service: Recognition,
@@ -104,6 +104,6 @@ async def recognize(
     responses=errors.responses(errors.FACES),
     openapi_extra=openapi_body(DetectForm, IMAGE),
 )
-async def detect(request: Request, _: VerifyKey, service: Recognition) -> DetectOut:
+async def detect_faces(request: Request, _: VerifyKey, service: Recognition) -> DetectOut:
     form = await parse_form(request, DetectForm, IMAGE, service.max_image_bytes)
     return await service.detect(form)

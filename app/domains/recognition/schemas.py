@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, computed_field, model_validator
 
 from app.core.model.types import Detection
 from app.core.store.rows.collections import DEFAULT_COLLECTION
-from app.domains.shared import Box, CollectionField, ExternalId, IdentityOut
+from app.domains.shared import (
+    FACE_EXAMPLE,
+    IDENTITY_EXAMPLE,
+    IMAGE_EXAMPLE,
+    Box,
+    CollectionField,
+    ExternalId,
+    IdentityOut,
+)
 
 Threshold = Annotated[
     FiniteFloat | None,
@@ -18,11 +26,22 @@ Threshold = Annotated[
 
 
 class DetectedFace(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [FACE_EXAMPLE]})
+
     box: Box = Field(description="x1, y1, x2, y2 in pixels.")
-    score: float = Field(description="Detector confidence.")
+    detection_score: float = Field(description="Detector confidence, 0 to 1.")
     landmarks: list[tuple[float, float]] | None = Field(
         None, description="Eyes, nose tip, mouth corners (x, y)."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Deprecated: the same as `detection_score`; kept for 0.1 clients, "
+        "removed in 0.3.",
+        json_schema_extra={"deprecated": True},
+    )
+    @property
+    def score(self) -> float:
+        return self.detection_score
 
     @classmethod
     def of(cls, detection: Detection | None) -> DetectedFace | None:
@@ -30,7 +49,7 @@ class DetectedFace(BaseModel):
             return None
         landmarks = [(float(x), float(y)) for x, y in detection.landmarks.reshape(-1, 2)]
         box = tuple(float(v) for v in detection.box)
-        return cls(box=box, score=float(detection.score), landmarks=landmarks)
+        return cls(box=box, detection_score=float(detection.score), landmarks=landmarks)
 
 
 PROBABILITY = (
@@ -39,14 +58,22 @@ PROBABILITY = (
 )
 
 
+LARGEST_FACE = "Use the largest face if there are several (else several faces are a 422)."
+
+
 class VerifyForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"image": IMAGE_EXAMPLE, "external_id": "emp-1042", "largest_face": True}]
+        },
+    )
 
     image: bytes = Field(description="Probe photo.")
     identity_id: uuid.UUID | None = Field(None, description="Who the person claims to be.")
     external_id: ExternalId | None = Field(None, description="Alternatively, your own id.")
     threshold: Threshold = None
-    largest_face: bool = Field(False, description="Use the largest face if there are several.")
+    largest_face: bool = Field(False, description=LARGEST_FACE)
     collection: CollectionField = DEFAULT_COLLECTION
 
     @model_validator(mode="after")
@@ -57,7 +84,12 @@ class VerifyForm(BaseModel):
 
 
 class CompareForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"image_a": IMAGE_EXAMPLE, "image_b": IMAGE_EXAMPLE, "threshold": 0.1424}]
+        },
+    )
 
     image_a: bytes = Field(description="First photo.")
     image_b: bytes = Field(description="Second photo.")
@@ -66,11 +98,20 @@ class CompareForm(BaseModel):
 
 
 class RecognizeForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image": IMAGE_EXAMPLE, "top_k": 3}]},
+    )
 
     image: bytes = Field(description="Photo to search the gallery with.")
     top_k: int | None = Field(None, ge=1, description="Candidates per face (default 1).")
     threshold: Threshold = None
+    largest_face: bool = Field(
+        True,
+        description="As for enroll and verify: use the largest face if there are several; "
+        "true by default here (false: a photo with several faces is a 422 "
+        "`multiple_faces`). `all_faces` takes precedence.",
+    )
     all_faces: bool = Field(False, description="Every face in the photo, not only the largest.")
     include_rejected: bool = Field(
         False,
@@ -82,7 +123,9 @@ class RecognizeForm(BaseModel):
 
 
 class DetectForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"image": IMAGE_EXAMPLE}]}
+    )
 
     image: bytes = Field(description="Photo.")
 
@@ -93,7 +136,39 @@ NEED_TO_KNOW = (
 )
 
 
+FACE_1 = FACE_EXAMPLE
+FACE_2: dict[str, Any] = {
+    **FACE_EXAMPLE,
+    "box": [78.88, 65.43, 178.17, 189.54],
+    "detection_score": 1.0,
+    "score": 1.0,
+    "landmarks": [
+        [103.5, 112.96],
+        [148.89, 111.99],
+        [124.17, 138.26],
+        [101.1, 153.69],
+        [153.71, 153.46],
+    ],
+}
+
+
 class VerifyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "match": True,
+                    "distance": 0.0717,
+                    "threshold": 0.1424,
+                    "identity": IDENTITY_EXAMPLE,
+                    "face": FACE_2,
+                    "matched_face_id": 1,
+                    "probability": None,
+                }
+            ]
+        }
+    )
+
     match: bool
     distance: float | None = Field(
         description="Smallest squared L2 distance to the identity's faces. " + NEED_TO_KNOW
@@ -108,6 +183,20 @@ class VerifyOut(BaseModel):
 
 
 class CompareOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "match": True,
+                    "distance": 0.0717,
+                    "threshold": 0.1424,
+                    "faces": [FACE_1, FACE_2],
+                    "probability": None,
+                }
+            ]
+        }
+    )
+
     match: bool
     distance: float
     threshold: float
@@ -115,13 +204,31 @@ class CompareOut(BaseModel):
     probability: float | None = Field(None, description=PROBABILITY)
 
 
+CANDIDATE_EXAMPLE: dict[str, Any] = {"identity": IDENTITY_EXAMPLE, "distance": 0.0717, "face_id": 1}
+
+
 class Candidate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CANDIDATE_EXAMPLE]})
+
     identity: IdentityOut
     distance: float
     face_id: int = Field(description="The enrolled face at `distance`.")
 
 
+RECOGNIZED_EXAMPLE: dict[str, Any] = {
+    "face": FACE_2,
+    "candidates": [CANDIDATE_EXAMPLE],
+    "identity": IDENTITY_EXAMPLE,
+    "distance": 0.0717,
+    "cohort_score": None,
+    "margin": 0.2038,
+    "confidence": 0.9994,
+}
+
+
 class RecognizedFace(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [RECOGNIZED_EXAMPLE]})
+
     face: DetectedFace | None
     candidates: list[Candidate] = Field(
         description="Nearest identities first, at most top_k: those within the threshold, "
@@ -134,17 +241,18 @@ class RecognizedFace(BaseModel):
         description="Distance of the nearest candidate; null for an unknown face unless "
         "include_rejected."
     )
-    score: float | None = Field(
+    cohort_score: float | None = Field(
         None,
         description="With FACESVC_IDENTIFY_SCORE=cohort: distance divided by the probe's mean "
         "distance to its nearest cohort faces, the score `threshold` decided on (null "
-        "where `distance` is).",
+        "without cohort scoring, and where `distance` is null).",
     )
     margin: float | None = Field(
         None,
         description="How far the decision is from flipping to the runner-up person: the "
         "nearest *other* person's score minus this face's best score, on the scale "
-        "`threshold` decided on (distance, or `score` with cohort scoring); never negative. "
+        "`threshold` decided on (distance, or `cohort_score` with cohort scoring); never "
+        "negative. "
         "Null with no other person enrolled, and where `distance` is null. A thin margin "
         "means two people are almost equally near: ask for a second look.",
         examples=[0.0931],
@@ -159,8 +267,24 @@ class RecognizedFace(BaseModel):
         examples=[0.9987],
     )
 
+    # A field, not a computed one, so that it may be left out of the (null-less) examples.
+    score: float | None = Field(
+        None,
+        description="Deprecated: the same as `cohort_score`; kept for 0.1 clients, removed in 0.3.",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @model_validator(mode="after")
+    def _old_name(self) -> RecognizedFace:
+        self.score = self.cohort_score
+        return self
+
 
 class RecognizeOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"threshold": 0.1598, "faces": [RECOGNIZED_EXAMPLE]}]}
+    )
+
     threshold: float = Field(
         description="The threshold that decided each `identity`: the calibrated one "
         "follows the size of the collection searched."
@@ -169,4 +293,6 @@ class RecognizeOut(BaseModel):
 
 
 class DetectOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"faces": [FACE_1]}]})
+
     faces: list[DetectedFace]

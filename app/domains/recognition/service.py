@@ -180,9 +180,10 @@ class RecognitionService:
             raise Forbidden("include_rejected lists gallery entries: it needs the 'read' scope")
         self._thresholds.check(form.threshold)
         # Inference before the first query (see verify).
-        results = await self._inference.analyze(
-            form.image, faces="all" if form.all_faces else "largest"
+        selection: FaceSelection = (
+            "all" if form.all_faces else "largest" if form.largest_face else "single"
         )
+        results = await self._inference.analyze(form.image, faces=selection)
         model = self._inference.model
         async with self._sessions() as session:
             with self._metrics.stage("database"):
@@ -228,7 +229,7 @@ class RecognitionService:
             candidates=[c for c, _ in listed],
             identity=best.identity if decision.known and best else None,
             distance=best.distance if best and shown else None,
-            score=decision.score if self._cohort is not None and shown else None,
+            cohort_score=decision.score if self._cohort is not None and shown else None,
             margin=decision.margin if shown else None,
             confidence=door.confidence(best.distance) if best and shown else None,
         )

@@ -39,9 +39,10 @@ def test_recognize_decides_on_the_cohort_normalised_score(
     embedding = pipeline.analyze(probe)[0].embedding
     cohort = np.load(cohort_file)
     c = np.sort(((cohort - embedding) ** 2).sum(axis=1))[:3].mean()
-    assert face["score"] == pytest.approx(face["distance"] / c, rel=1e-4)
+    assert face["cohort_score"] == pytest.approx(face["distance"] / c, rel=1e-4)
+    assert face["score"] == face["cohort_score"]  # the deprecated name, until 0.3
     assert body["threshold"] == 0.5
-    assert (face["identity"] is not None) == (face["score"] <= 0.5)
+    assert (face["identity"] is not None) == (face["cohort_score"] <= 0.5)
     assert face["identity"]["external_id"] == ENROLLED[0]  # the same person, well inside
     # the margin is on the same score: the nearest other person's distance, over c
     others = [pipeline.analyze(photo(p))[0].embedding for p in ENROLLED[1:]]
@@ -55,17 +56,18 @@ def test_recognize_decides_on_the_cohort_normalised_score(
         "cohort_size": len(STRANGERS),
     }
     # a request threshold is on the same score: just under it, the person is unknown
-    stricter = api.recognize(probe, threshold=face["score"] * 0.99, include_rejected=True).json()[
-        "faces"
-    ][0]
-    assert stricter["identity"] is None and stricter["score"] == pytest.approx(face["score"])
+    stricter = api.recognize(
+        probe, threshold=face["cohort_score"] * 0.99, include_rejected=True
+    ).json()["faces"][0]
+    assert stricter["identity"] is None
+    assert stricter["cohort_score"] == pytest.approx(face["cohort_score"])
 
 
 def test_raw_distance_mode_reports_no_score(make_api: MakeApi) -> None:
     api = make_api()
     api.enroll(photo(ENROLLED[0]), ENROLLED[0])
     (face,) = api.recognize(photo(ENROLLED[0], 2)).json()["faces"]
-    assert face["score"] is None and face["identity"] is not None
+    assert face["cohort_score"] is None and face["identity"] is not None
     assert api.get("/v1/models").json()["identify_score"]["mode"] == "distance"
 
 

@@ -125,6 +125,13 @@ def test_recognize_known_unknown_top_k_all_faces(api: Api, pipeline: FacePipelin
     only_largest = api.recognize(small_and_large).json()["faces"]
     assert [f["identity"]["name"] for f in only_largest] == ["p3"]
     assert slot_of(only_largest[0]["face"]["box"]) == 1
+    # largest_face means what it means for enroll and verify; true by default here
+    explicit = api.recognize(small_and_large, largest_face=True).json()["faces"]
+    assert [f["identity"]["name"] for f in explicit] == ["p3"]
+    one_only = api.recognize(small_and_large, largest_face=False)
+    assert one_only.status_code == 422 and one_only.json()["error"] == "multiple_faces"
+    single = api.recognize(photo(group[1], 2), largest_face=False).json()["faces"]
+    assert [f["identity"]["name"] for f in single] == ["p1"]
 
 
 def test_recognize_groups_faces_of_one_person(api: Api) -> None:
@@ -184,7 +191,8 @@ def test_detect_and_models(api: Api, pipeline: FacePipeline) -> None:
     assert [slot_of(f["box"]) for f in faces] == [2, 0]  # largest first, none in the gap
     widths = [f["box"][2] - f["box"][0] for f in faces]
     assert widths[0] > widths[1] and widths[0] < TILE
-    assert all(len(f["landmarks"]) == 5 and f["score"] > 0.9 for f in faces)
+    assert all(len(f["landmarks"]) == 5 and f["detection_score"] > 0.9 for f in faces)
+    assert all(f["score"] == f["detection_score"] for f in faces)  # deprecated, until 0.3
     assert api.post("/v1/detect", files=_files(no_face())).json() == {"faces": []}
     api.enroll(photo(a), "x")
     m = api.get("/v1/models").json()["active"]
