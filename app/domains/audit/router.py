@@ -31,7 +31,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
     "/audit",
     response_model=AuditPage,
     summary="The audit trail: who enrolled, deleted, created or revoked what, and when",
-    responses=errors.responses(),
+    responses=errors.responses(errors.PARAMS),
 )
 async def list_audit(
     _: AdminKey,
@@ -54,7 +54,7 @@ async def list_audit(
     "/decisions",
     response_model=DecisionPage,
     summary="Recorded verify/recognize decisions (FACESVC_RECORD_DECISIONS)",
-    responses=errors.responses(),
+    responses=errors.responses(errors.PARAMS),
 )
 async def list_decisions(
     _: AdminKey,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.store.rows.audit import AuditEvent, DecisionRecord
 
@@ -41,7 +41,36 @@ class AuditEventOut(BaseModel):
         )
 
 
+AUDIT_EXAMPLE = {
+    "id": 7,
+    "at": "2026-12-01T03:28:59.780200Z",
+    "actor": "3f9a1c2b7d4e",
+    "actor_name": "door-admin",
+    "action": "identity.delete",
+    "target": {"identity_id": "3f0c1e52-6a8b-4f0e-9d3c-5b7a2e1f4c90"},
+    "outcome": "ok",
+    "request_id": "5b1f0c2a9e8d4c7b8a6f3e2d1c0b9a87",
+}
+DECISION_EXAMPLE = {
+    "id": 12,
+    "at": "2026-12-01T03:29:01.120000Z",
+    "actor": "8c2d4e6f1a3b",
+    "actor_name": "front-door",
+    "action": "recognize",
+    "result": "known",
+    "identity_id": "3f0c1e52-6a8b-4f0e-9d3c-5b7a2e1f4c90",
+    "distance": 0.0712,
+    "threshold": 0.6855,
+    "collection": "default",
+    "request_id": "0e4f2a6c8b1d3f5a7c9e0b2d4f6a8c1e",
+}
+
+
 class AuditPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [AUDIT_EXAMPLE], "next_before": 7}]}
+    )
+
     items: list[AuditEventOut]
     next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
 
@@ -77,5 +106,9 @@ class DecisionOut(BaseModel):
 
 
 class DecisionPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [DECISION_EXAMPLE], "next_before": 12}]}
+    )
+
     items: list[DecisionOut]
     next_before: int | None = Field(description="Pass as `before` for the next (older) page.")

@@ -33,7 +33,7 @@ def require_json(request: Request) -> None:
     response_model=CollectionOut,
     summary="Create a collection",
     description="Needs an admin key bound to no collection in particular.",
-    responses=errors.responses(errors.CONFLICT),
+    responses=errors.responses(errors.BODY, errors.CONFLICT),
     openapi_extra=openapi_json_body(CollectionCreate),
 )
 async def create_collection(
@@ -63,7 +63,7 @@ async def list_collections(principal: ReadKey, collections: CollectionsDep) -> C
     response_model=CollectionOut,
     summary="Read a collection",
     description="Its description, metadata and counts." + BOUND,
-    responses=errors.responses(errors.NOT_FOUND),
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def get_collection(
     name: NamePath, principal: ReadKey, collections: CollectionsDep
@@ -80,7 +80,7 @@ async def get_collection(
     description="Its identities and their faces are deleted from the database and the "
     "search index. The `default` collection cannot be deleted (409). Needs an admin key "
     "bound to no collection in particular.",
-    responses=errors.responses(errors.NOT_FOUND, errors.CONFLICT),
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND, errors.CONFLICT),
 )
 async def delete_collection(
     name: NamePath,

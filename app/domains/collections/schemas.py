@@ -18,8 +18,25 @@ Description = Annotated[
 ]
 
 
+COLLECTION_EXAMPLE = {
+    "name": "front-door",
+    "description": "Staff of the front door",
+    "metadata": {"site": "HQ"},
+    "identities": 42,
+    "faces": 57,
+    "created_at": "2026-12-01T03:28:59.780200Z",
+}
+
+
 class CollectionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "front-door", "description": "Staff of the front door", "metadata": {}}
+            ]
+        },
+    )
 
     name: CollectionName = Field(
         description="Letters, digits, `_`, `.`, `-`; 1-100 characters, unique.",
@@ -30,6 +47,8 @@ class CollectionCreate(BaseModel):
 
 
 class CollectionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [COLLECTION_EXAMPLE]})
+
     name: str
     description: str | None
     metadata: dict[str, Any]
@@ -50,4 +69,6 @@ class CollectionOut(BaseModel):
 
 
 class CollectionList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [COLLECTION_EXAMPLE]}]})
+
     items: list[CollectionOut] = Field(description="By name; only those the key may use.")
