@@ -29,10 +29,15 @@ from app.core.store import db
 from app.core.store.index_sync import IndexedSession, catch_up
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
+from app.domains.compreface.router import PREFIX as COMPREFACE_PREFIX
+from app.domains.compreface.router import compreface_error
+from app.domains.compreface.router import router as compreface_router
+from app.domains.compreface.service import CompreFaceService
 from app.domains.health.docs import docs_router
 from app.domains.health.router import metrics_router
 from app.domains.health.router import router as health_router
 from app.domains.health.service import HealthService
+from app.domains.identities.by_name import GalleryByName
 from app.domains.identities.router import router as identities_router
 from app.domains.identities.service import IdentityService
 from app.domains.jobs.router import router as stylize_router
@@ -176,6 +181,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             max_image_bytes=settings.max_image_bytes,
         )
         app.state.models = ModelsService(sessions, inference, gallery, settings, cohort)
+        state.compreface = CompreFaceService(
+            state.identities,
+            GalleryByName(state.identities),
+            app.state.recognition,
+            versions={"detector": settings.detector, "calculator": " ".join(inference.model)},
+        )
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:
@@ -198,12 +209,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         # The trailing-slash 307 ran before auth and echoed the Host header in Location.
         redirect_slashes=False,
     )
-    errors.install(app)
+    errors.install(app, shapes={COMPREFACE_PREFIX: compreface_error})
     app.include_router(identities_router)
     app.include_router(recognition_router)
     app.include_router(models_router)
     app.include_router(stylize_router)
     app.include_router(health_router)
+    app.include_router(compreface_router)
     app.include_router(metrics_router(settings.metrics))
     if settings.docs == "key":
         app.include_router(docs_router())
