@@ -9,12 +9,11 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.domains.compreface.conftest import Live
 from tests.support.factories import no_face, people, photo, photo_path, side_by_side, upload
 
-compreface = pytest.importorskip("compreface", reason="pip install '.[dev]' (compreface-sdk)")
+# compreface-sdk is installed by `scripts/install.sh --dev` (--no-deps: see pyproject.toml)
 
 
 def _subjects_of(result: dict[str, Any]) -> list[dict[str, Any]]:
