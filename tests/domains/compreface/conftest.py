@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -31,6 +32,7 @@ KEYS = {
 class Live:
     url: str
     keys: dict[str, str]
+    app: FastAPI  # the served app: its index (`app.state.gallery`) can be looked at
 
     @property
     def host(self) -> str:
@@ -74,5 +76,6 @@ def live(
         _clean_postgres(url)
     settings = Settings(database_url=url, auto_migrate=True, _env_file=None)
     keys = _make_keys(settings, pipeline)
-    with live_server(create_app(settings, pipeline=pipeline), log_level="warning") as base:
-        yield Live(base, keys)
+    app = create_app(settings, pipeline=pipeline)
+    with live_server(app, log_level="warning") as base:
+        yield Live(base, keys, app)

@@ -167,10 +167,15 @@ def test_keys_without_the_scope_are_refused(live: Live) -> None:
         for headers, status, code in callers:
             r = httpx.request(method, live.url + concrete, headers=headers, timeout=60, **kw)
             body = r.json()
-            if r.status_code != status or body.get("code") != code or set(body) != {
-                "message",
-                "code",
-            }:
+            if (
+                r.status_code != status
+                or body.get("code") != code
+                or set(body)
+                != {
+                    "message",
+                    "code",
+                }
+            ):
                 failures.append(f"{method} {path} {headers}: {r.status_code} {r.text[:100]}")
     assert not failures, "\n".join(failures)
     r = httpx.get(f"{live.url}{SUBJECTS}", headers=live.headers("read"))

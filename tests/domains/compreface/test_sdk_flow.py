@@ -59,9 +59,10 @@ def test_the_sdk_flow(live: Live) -> None:
     assert all(s["similarity"] < 0.5 for s in _subjects_of(unknown))
     verify_only = client.init_face_recognition(live.keys["verify"])
     assert _subjects_of(verify_only.recognize(image_path=str(photo_path(stranger, 1)))) == []
-    assert _subjects_of(verify_only.recognize(image_path=str(photo_path(person, 2))))[0][
-        "subject"
-    ] == person
+    assert (
+        _subjects_of(verify_only.recognize(image_path=str(photo_path(person, 2))))[0]["subject"]
+        == person
+    )
 
     # verify: against the saved example, and two images with the verification service
     same = faces.verify(image_path=str(photo_path(person, 2)), image_id=image_id)
@@ -198,9 +199,12 @@ def test_the_http_flow(live: Live) -> None:
         assert all(s["subject"] != a for s in r.json()["result"][0]["subjects"])
 
         # delete all: subjects and then an empty gallery
-        assert http.post("/api/v1/recognition/subjects", json={"subject": "left"}).status_code == 201
+        r = http.post("/api/v1/recognition/subjects", json={"subject": "left"})
+        assert r.status_code == 201
         r = http.delete("/api/v1/recognition/subjects")
         assert r.status_code == 200 and r.json()["deleted"] >= 1
         assert http.get("/api/v1/recognition/subjects").json() == {"subjects": []}
+        assert http.get("/api/v1/recognition/faces").json()["total_elements"] == 0
+        assert len(live.app.state.gallery) == 0  # gone from the search index too
         r = http.post("/api/v1/recognition/recognize", files={"file": upload(no_face())})
         assert (r.status_code, r.json()["code"]) == (400, 28)
