@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.core.access import Principal
 from app.core.decision.similarity import similarity
-from app.core.errors import FacesvcError, NoFaceFound
+from app.core.errors import FacesvcError, NoFaceFound, NotFound
 from app.domains.compreface.schemas import (
     BoxOut,
     DeletedOut,
@@ -44,7 +44,6 @@ from app.domains.recognition.schemas import (
     DetectedFace,
     DetectForm,
     RecognizeForm,
-    VerifyForm,
 )
 from app.domains.recognition.service import RecognitionService
 from app.domains.shared import Name
@@ -276,13 +275,12 @@ class CompreFaceService:
     async def verify_example(
         self, image_id: str, image: bytes, options: FaceOptions, *, collection: str
     ) -> FacesOut:
-        """The probe's largest face against the subject of this example (the nearest of
-        the subject's examples; CompreFace compares with this one example only)."""
-        owners = await self._by_name.owners([face_id_of(image_id)])
-        if not owners:
-            raise ImageNotFound(f"Image with id {image_id} not found")
-        form = VerifyForm(image=image, identity_id=owners[0].identity_id, largest_face=True)
-        out, elapsed = await _timed(lambda: self._recognition.verify(form, may_read=True))
+        """The probe's largest face against this one example."""
+        face_id = face_id_of(image_id)
+        try:
+            out, elapsed = await _timed(lambda: self._recognition.verify_face(image, face_id))
+        except NotFound as exc:
+            raise ImageNotFound(f"Image with id {image_id} not found") from exc
         if out.face is None or out.distance is None:
             raise NoFaceFound(NO_FACE)
         (chosen,) = [face for face, _ in _chosen([(out.face, None)], options)]

@@ -187,6 +187,14 @@ def test_the_http_flow(live: Live) -> None:
         assert {f["image_id"] for f in merged["faces"]} == {ids[a], ids[b]}
         assert b not in http.get("/api/v1/recognition/subjects").json()["subjects"]
 
+        # verify compares with that one example, not the subject's nearest: b's photo is
+        # now an example of subject a, yet b is not a's first example
+        for example, expect_match in ((ids[a], False), (ids[b], True)):
+            r = http.post(
+                f"/api/v1/recognition/faces/{example}/verify", files={"file": upload(photo(b, 2))}
+            )
+            assert (r.json()["result"][0]["similarity"] > 0.5) is expect_match, r.text
+
         # delete several by id (unknown ones passed over), then the subject
         unknown = str(uuid.UUID(int=2**40))
         r = http.post("/api/v1/recognition/faces/delete", json=[ids[b], unknown])
