@@ -36,10 +36,15 @@ from app.domains.audit.router import router as audit_router
 from app.domains.audit.service import AuditService
 from app.domains.collections.router import router as collections_router
 from app.domains.collections.service import CollectionService
+from app.domains.compreface.router import PREFIX as COMPREFACE_PREFIX
+from app.domains.compreface.router import compreface_error
+from app.domains.compreface.router import router as compreface_router
+from app.domains.compreface.service import CompreFaceService
 from app.domains.health.docs import docs_router
 from app.domains.health.router import metrics_router
 from app.domains.health.router import router as health_router
 from app.domains.health.service import HealthService
+from app.domains.identities.by_name import GalleryByName
 from app.domains.identities.router import router as identities_router
 from app.domains.identities.service import IdentityService
 from app.domains.jobs.router import router as stylize_router
@@ -192,6 +197,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         )
         # also when recording is off now: what was recorded before still expires
         await state.decision_log.prune()
+        state.compreface = CompreFaceService(
+            state.identities,
+            GalleryByName(state.identities),
+            app.state.recognition,
+            versions={"detector": settings.detector, "calculator": " ".join(inference.model)},
+        )
         await inference.start()  # warm workers, or the pool server: /readyz reports them
         await stylize.start()
         try:
@@ -217,7 +228,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         # The trailing-slash 307 ran before auth and echoed the Host header in Location.
         redirect_slashes=False,
     )
-    errors.install(app)
+    errors.install(app, shapes={COMPREFACE_PREFIX: compreface_error})
     app.include_router(collections_router)
     app.include_router(identities_router)
     app.include_router(recognition_router)
@@ -225,6 +236,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.include_router(stylize_router)
     app.include_router(health_router)
     app.include_router(audit_router)
+    app.include_router(compreface_router)
     app.include_router(metrics_router(settings.metrics))
     if settings.docs != "off":
         app.include_router(docs_router(keyed=settings.docs == "key"))

@@ -14,4 +14,9 @@ extras=""
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install --quiet $TORCH_PINS
 .venv/bin/python -m pip install --quiet -e ".${extras}"
+if [ -n "$extras" ]; then
+  # CompreFace's SDK for tests/domains/compreface: it pins requests-toolbelt 0.9.1, which
+  # fails to import under urllib3 2; the dev extra brings toolbelt >= 1.0 instead.
+  .venv/bin/python -m pip install --quiet --no-deps compreface-sdk==0.6.0
+fi
 echo "facesvc installed in .venv"

@@ -1,9 +1,12 @@
-"""One error body everywhere: `{"error": "<code>", "detail": "<message>"}`."""
+"""One error body everywhere: `{"error": "<code>", "detail": "<message>"}`, except under
+a path prefix that `install` was given another shape for (the CompreFace-compatible API
+under /api/v1/ answers in CompreFace's `{"message", "code"}`)."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy.exc
@@ -41,9 +44,23 @@ _HTTP_CODES = {
 }
 
 
+ErrorShape = Callable[[int, str, str, Exception | None], tuple[int, dict[str, Any]]]
+"""(status, our code, detail, the exception if any) -> (status, body) of another surface."""
+
+
 def _response(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    exc: Exception | None = None,
 ) -> JSONResponse:
+    shapes: dict[str, ErrorShape] = getattr(request.app.state, "error_shapes", {})
+    for prefix, shape in shapes.items():
+        if request.url.path.startswith(prefix):
+            status, body = shape(status, code, detail, exc)
+            return JSONResponse(body, status_code=status, headers=headers)
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -67,25 +84,26 @@ def describe(errors: Any) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def facesvc_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def facesvc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacesvcError)
     headers = {"WWW-Authenticate": "APIKey"} if exc.status_code == 401 else None
     if isinstance(exc, RetryLater):
         headers = {"Retry-After": str(exc.retry_after)}
-    return _response(exc.status_code, exc.code, exc.detail, headers)
+    return _response(request, exc.status_code, exc.code, exc.detail, headers, exc)
 
 
-async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return _response(422, "validation_error", describe(exc.errors()))
+    return _response(request, 422, "validation_error", describe(exc.errors()))
 
 
-async def http_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
-        return _response(422, "validation_error", "the request could not be parsed")
+        return _response(request, 422, "validation_error", "the request could not be parsed")
     code = _HTTP_CODES.get(exc.status_code, "error")
-    return _response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {}) or None
+    return _response(request, exc.status_code, code, str(exc.detail), headers)
 
 
 async def database_busy_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -93,7 +111,7 @@ async def database_busy_handler(request: Request, exc: Exception) -> JSONRespons
     passing condition, answered like an overloaded pool rather than as a 500."""
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
     return _response(
-        503, "unavailable", "the database is busy or unreachable", {"Retry-After": "1"}
+        request, 503, "unavailable", "the database is busy or unreachable", {"Retry-After": "1"}
     )
 
 
@@ -103,12 +121,14 @@ async def client_disconnected_handler(request: Request, _: Exception) -> Respons
     return Response(status_code=499)  # nginx's code for it; never reaches the client
 
 
-async def unhandled_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return _response(500, "internal_error", "internal server error")
+    return _response(request, 500, "internal_error", "internal server error")
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, shapes: dict[str, ErrorShape] | None = None) -> None:
+    """`shapes`: path prefix -> the error body of the surface mounted there."""
+    app.state.error_shapes = dict(shapes or {})
     app.add_exception_handler(FacesvcError, facesvc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

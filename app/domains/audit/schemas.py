@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,7 +42,7 @@ class AuditEventOut(BaseModel):
         )
 
 
-AUDIT_EXAMPLE = {
+AUDIT_EXAMPLE: dict[str, Any] = {
     "id": 7,
     "at": "2026-12-01T03:28:59.780200Z",
     "actor": "3f9a1c2b7d4e",
@@ -51,7 +52,7 @@ AUDIT_EXAMPLE = {
     "outcome": "ok",
     "request_id": "5b1f0c2a9e8d4c7b8a6f3e2d1c0b9a87",
 }
-DECISION_EXAMPLE = {
+DECISION_EXAMPLE: dict[str, Any] = {
     "id": 12,
     "at": "2026-12-01T03:29:01.120000Z",
     "actor": "8c2d4e6f1a3b",

@@ -18,7 +18,7 @@ Description = Annotated[
 ]
 
 
-COLLECTION_EXAMPLE = {
+COLLECTION_EXAMPLE: dict[str, Any] = {
     "name": "front-door",
     "description": "Staff of the front door",
     "metadata": {"site": "HQ"},

@@ -30,7 +30,7 @@ from app.core.decision.cohort import Cohort
 from app.core.decision.distance import is_match, squared_distance
 from app.core.decision.open_set import GalleryModel
 from app.core.decision.thresholds import Thresholds
-from app.core.errors import Forbidden, NotFound, ValidationFailed
+from app.core.errors import Forbidden, ModelMismatch, NotFound, ValidationFailed
 from app.core.model.backbones.base import Calibration
 from app.core.model.types import Embedding, FaceSelection
 from app.core.model.verifier import Verifier
@@ -148,6 +148,36 @@ class RecognitionService:
                 matched_face_id=face_id,
                 probability=self._probability(probe.embedding, matched),
             )
+
+    async def verify_face(self, image: bytes, face_id: int) -> VerifyOut:
+        """The probe's largest face against one enrolled face, not the nearest of its
+        identity's (CompreFace's verify against a saved example). The full answer: for
+        callers that may read the gallery."""
+        (probe,) = await self._inference.analyze(image, faces="largest")  # before queries
+        async with self._sessions() as session:
+            with self._metrics.stage("database"):
+                calibration = await self._calibration(session, gallery_size=0)
+                face = (await repo.faces_with_identities(session, [face_id])).get(face_id)
+        if face is None:
+            raise NotFound(f"no face {face_id}")
+        if (face.model_name, face.model_version) != self._inference.model:
+            raise ModelMismatch(
+                f"face {face_id} was embedded with {face.model_name} {face.model_version}; "
+                f"the active model is {' '.join(self._inference.model)}: re-enroll"
+            )
+        self._metrics.faces_embedded.labels("verify").inc()
+        threshold = self._thresholds.verify(calibration)
+        enrolled = embedding_from_bytes(face.embedding, face.dim)
+        distance = squared_distance(probe.embedding, enrolled)
+        return VerifyOut(
+            match=is_match(distance, threshold),
+            distance=distance,
+            threshold=threshold,
+            identity=IdentityOut.of(face.identity),
+            face=DetectedFace.of(probe.detection),
+            matched_face_id=face_id,
+            probability=self._probability(probe.embedding, enrolled),
+        )
 
     async def compare(self, form: CompareForm) -> CompareOut:
         self._thresholds.check(form.threshold)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Row, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload, undefer
 
@@ -240,3 +240,67 @@ def replace_embedding(face: Face, model: tuple[str, str], embedding: np.ndarray)
     face.embedding = encoded.data
     face.dim = encoded.dim
     face.model_name, face.model_version = model
+
+
+# ------------------------------------------------- by name (the CompreFace-compatible API)
+
+
+async def identities_named(session: AsyncSession, name: str) -> list[Identity]:
+    """Every identity called `name`, oldest first (ids are time-ordered UUIDv7)."""
+    query = (
+        select(Identity)
+        .where(Identity.name == name)
+        .order_by(Identity.id)
+        .options(selectinload(Identity.faces))
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def distinct_names(session: AsyncSession) -> list[str]:
+    query = select(Identity.name).distinct().order_by(Identity.name)
+    return list((await session.scalars(query)).all())
+
+
+async def identity_ids(session: AsyncSession) -> list[uuid.UUID]:
+    return list((await session.scalars(select(Identity.id).order_by(Identity.id))).all())
+
+
+def _owned_faces(name: str | None) -> Any:
+    query = select(Face.id, Face.identity_id, Identity.name).join(Identity)
+    return query if name is None else query.where(Identity.name == name)
+
+
+async def face_owners_page(
+    session: AsyncSession, *, name: str | None, offset: int, limit: int | None
+) -> tuple[Sequence[Row[int, uuid.UUID, str]], int]:
+    """(face id, identity id, identity name) in face-id order, and the total count
+    (`limit` None: all of them)."""
+    query = _owned_faces(name).order_by(Face.id).offset(offset)
+    rows = (await session.execute(query if limit is None else query.limit(limit))).all()
+    total = await session.scalar(select(func.count()).select_from(_owned_faces(name).subquery()))
+    return rows, int(total or 0)
+
+
+async def face_owners(
+    session: AsyncSession, face_ids: Sequence[int]
+) -> Sequence[Row[int, uuid.UUID, str]]:
+    """(face id, identity id, identity name) of those of these faces that exist."""
+    if not face_ids:
+        return []
+    query = _owned_faces(None).where(Face.id.in_(list(face_ids))).order_by(Face.id)
+    return (await session.execute(query)).all()
+
+
+async def delete_faces(session: AsyncSession, face_ids: Sequence[int]) -> list[int]:
+    """The ids actually deleted (a concurrent delete may have taken some)."""
+    if not face_ids:
+        return []
+    deleted = await session.execute(
+        delete(Face).where(Face.id.in_(list(face_ids))).returning(Face.id)
+    )
+    return list(deleted.scalars())
+
+
+async def move_faces(session: AsyncSession, source: uuid.UUID, target: uuid.UUID) -> None:
+    """Reassign every face of `source` to `target` (face ids, and so the index, unchanged)."""
+    await session.execute(update(Face).where(Face.identity_id == source).values(identity_id=target))

@@ -1,0 +1,341 @@
+"""The CompreFace adapter: CompreFace's calls answered by our identity and recognition
+services. A "subject" is an identity name (`app.domains.identities.by_name`), an
+"image_id" the UUID whose integer is our face id, `similarity` our distance through
+`app.core.decision.similarity` (0.5 at the tau that decided).
+
+Every call takes the collection its key maps to (`collection_for`). There is one
+gallery today, so it is always "default"; when identities belong to collections, the
+calls below hand it on to the identity and recognition services.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from math import ceil
+from typing import ClassVar, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from app.core.access import Principal
+from app.core.decision.similarity import similarity
+from app.core.errors import FacesvcError, NoFaceFound, NotFound
+from app.domains.compreface.schemas import (
+    BoxOut,
+    DeletedOut,
+    FaceOptions,
+    FaceOut,
+    FacesOut,
+    FacesPage,
+    ImageOut,
+    SubjectOut,
+    SubjectSimilarity,
+    SubjectsOut,
+    UpdatedOut,
+    VerificationOut,
+    VerificationsOut,
+)
+from app.domains.identities.by_name import GalleryByName
+from app.domains.identities.schemas import AddFaceForm, EnrollForm
+from app.domains.identities.service import IdentityService
+from app.domains.recognition.schemas import (
+    CompareForm,
+    DetectedFace,
+    DetectForm,
+    RecognizeForm,
+)
+from app.domains.recognition.service import RecognitionService
+from app.domains.shared import Name
+
+DEFAULT_COLLECTION = "default"
+NO_FACE = "No face is found in the given image"
+MAX_FACE_ID = 2**63 - 1  # BIGINT
+T = TypeVar("T")
+
+
+def collection_for(principal: Principal) -> str:
+    """The one place a key's collection is chosen (CompreFace: a key is one service)."""
+    return DEFAULT_COLLECTION
+
+
+# ---------------------------------------------------------------- CompreFace's errors
+
+
+class CompreFaceError(FacesvcError):
+    """An error only this surface raises, with CompreFace's numeric code for it."""
+
+    compreface_code: ClassVar[int]
+
+
+class SubjectNotFound(CompreFaceError):
+    status_code = 404
+    code = "not_found"
+    compreface_code = 42
+
+
+class SubjectExists(CompreFaceError):
+    status_code = 400
+    code = "conflict"
+    compreface_code = 43
+
+
+class ImageNotFound(CompreFaceError):
+    status_code = 404
+    code = "not_found"
+    compreface_code = 11
+
+
+class BadArgument(CompreFaceError):
+    status_code = 400
+    code = "validation_error"
+    compreface_code = 26
+
+
+class MissingParameter(CompreFaceError):
+    status_code = 400
+    code = "validation_error"
+    compreface_code = 33
+
+
+def image_id_of(face_id: int) -> str:
+    return str(uuid.UUID(int=face_id))
+
+
+def face_id_of(image_id: str) -> int:
+    """Our face id from an image_id; an id we never issued is not found."""
+    try:
+        value = uuid.UUID(image_id).int
+    except ValueError as exc:
+        raise BadArgument(f"image_id {image_id!r} is not a UUID") from exc
+    if not 0 < value <= MAX_FACE_ID:
+        raise ImageNotFound(f"Image with id {image_id} not found")
+    return value
+
+
+def subject_name(value: str | None) -> str:
+    """A subject as our identity names are bounded (1-200 characters, no control ones)."""
+    if value is None:
+        raise MissingParameter("Required request parameter 'subject' is not present")
+    try:
+        return TypeAdapter(Name).validate_python(value)
+    except ValidationError as exc:
+        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise BadArgument(f"subject: {detail}") from exc
+
+
+# ---------------------------------------------------------------- the adapter
+
+
+class CompreFaceService:
+    """Built in the lifespan on the app's identity and recognition services."""
+
+    def __init__(
+        self,
+        identities: IdentityService,
+        by_name: GalleryByName,
+        recognition: RecognitionService,
+        versions: dict[str, str],
+    ) -> None:
+        self._identities = identities
+        self._by_name = by_name
+        self._recognition = recognition
+        self._versions = versions  # plugins_versions: detector and calculator (backbone)
+        self.max_image_bytes = recognition.max_image_bytes
+
+    # ------------------------------------------------------------ subjects
+
+    async def add_subject(self, name: str, *, collection: str) -> SubjectOut:
+        if await self._by_name.named(name):
+            raise SubjectExists(f"Subject {name!r} already exists")
+        created = await self._by_name.create(name)
+        return SubjectOut(subject=created.name)
+
+    async def rename_subject(self, name: str, new_name: str, *, collection: str) -> UpdatedOut:
+        if not await self._by_name.rename(name, new_name):
+            raise SubjectNotFound(f"Subject {name!r} not found")
+        return UpdatedOut(updated=True)
+
+    async def delete_subject(self, name: str, *, collection: str) -> SubjectOut:
+        if not await self._by_name.delete_named(name):
+            raise SubjectNotFound(f"Subject {name!r} not found")
+        return SubjectOut(subject=name)
+
+    async def delete_all_subjects(self, *, collection: str) -> DeletedOut:
+        return DeletedOut(deleted=await self._by_name.delete_all())
+
+    async def list_subjects(self, *, collection: str) -> SubjectsOut:
+        return SubjectsOut(subjects=await self._by_name.names())
+
+    # ------------------------------------------------------------ faces (examples)
+
+    async def add_example(
+        self, image: bytes, subject: str, det_prob_threshold: float | None, *, collection: str
+    ) -> ImageOut:
+        if det_prob_threshold is not None:  # asked for: one detection pass more
+            found = await self._recognition.detect(DetectForm(image=image))
+            if not any(face.score >= det_prob_threshold for face in found.faces):
+                raise NoFaceFound(NO_FACE)
+        existing = await self._by_name.named(subject)
+        if existing:
+            out = await self._identities.add_face(existing[0].id, AddFaceForm(image=image))
+        else:
+            out = await self._identities.enroll(EnrollForm(image=image, name=subject))
+        return ImageOut(image_id=image_id_of(out.face.id), subject=out.identity.name)
+
+    async def list_examples(
+        self, page: int, size: int, subject: str | None, *, collection: str
+    ) -> FacesPage:
+        found = await self._by_name.faces(name=subject, offset=page * size, limit=size)
+        return FacesPage(
+            faces=[ImageOut(image_id=image_id_of(f.face_id), subject=f.name) for f in found.items],
+            page_number=page,
+            page_size=size,
+            total_pages=ceil(found.total / size),
+            total_elements=found.total,
+        )
+
+    async def delete_examples_of(self, subject: str | None, *, collection: str) -> DeletedOut:
+        return DeletedOut(deleted=await self._by_name.delete_faces_named(subject))
+
+    async def delete_example(self, image_id: str, *, collection: str) -> ImageOut:
+        deleted = await self._by_name.delete_faces([face_id_of(image_id)])
+        if not deleted:
+            raise ImageNotFound(f"Image with id {image_id} not found")
+        return ImageOut(image_id=image_id, subject=deleted[0].name)
+
+    async def delete_examples(self, image_ids: Sequence[str], *, collection: str) -> list[ImageOut]:
+        """The ones that existed; unknown ids are passed over."""
+        face_ids = []
+        for image_id in image_ids:
+            try:
+                face_ids.append(face_id_of(image_id))
+            except ImageNotFound:
+                continue
+        deleted = await self._by_name.delete_faces(face_ids)
+        return [ImageOut(image_id=image_id_of(f.face_id), subject=f.name) for f in deleted]
+
+    # ------------------------------------------------------------ recognize, verify, detect
+
+    async def recognize(
+        self, image: bytes, options: FaceOptions, *, may_read: bool, collection: str
+    ) -> FacesOut:
+        """Every face, largest first, with its `prediction_count` nearest subjects: all of
+        them for a key that may read the gallery (CompreFace's own behaviour: the client
+        judges by similarity), else only those within the threshold."""
+        form = RecognizeForm(
+            image=image,
+            top_k=options.prediction_count,
+            all_faces=True,
+            include_rejected=may_read,
+        )
+        out, elapsed = await _timed(lambda: self._recognition.recognize(form, may_read=may_read))
+        found = [(f.face, f) for f in out.faces if f.face is not None]
+        faces = []
+        for detected, answer in _chosen(found, options):
+            subjects: dict[str, float] = {}
+            for candidate in answer.candidates:  # nearest first; a name counts once
+                name = candidate.identity.name
+                subjects.setdefault(name, _rounded(similarity(candidate.distance, out.threshold)))
+            face = self._face(detected, options, elapsed)
+            face.subjects = [
+                SubjectSimilarity(subject=n, similarity=s) for n, s in subjects.items()
+            ]
+            faces.append(face)
+        return FacesOut(result=faces, plugins_versions=self._plugins(options))
+
+    async def detect(self, image: bytes, options: FaceOptions) -> FacesOut:
+        out, elapsed = await _timed(lambda: self._recognition.detect(DetectForm(image=image)))
+        chosen = _chosen([(face, face) for face in out.faces], options)
+        faces = [self._face(face, options, elapsed) for face, _ in chosen]
+        return FacesOut(result=faces, plugins_versions=self._plugins(options))
+
+    async def verify_images(
+        self, source: bytes, target: bytes, options: FaceOptions
+    ) -> VerificationsOut:
+        """The largest face of each image (CompreFace lists every face of the target)."""
+        form = CompareForm(image_a=source, image_b=target, largest_face=True)
+        out, elapsed = await _timed(lambda: self._recognition.compare(form))
+        source_face, target_face = out.faces
+        if source_face is None or target_face is None:
+            raise NoFaceFound(NO_FACE)
+        (match,) = [face for face, _ in _chosen([(target_face, None)], options)]
+        matched = self._face(match, options, elapsed)
+        matched.similarity = _rounded(similarity(out.distance, out.threshold))
+        return VerificationsOut(
+            result=[
+                VerificationOut(
+                    source_image_face=self._face(source_face, options, elapsed),
+                    face_matches=[matched],
+                    plugins_versions=self._plugins(options),
+                )
+            ]
+        )
+
+    async def verify_example(
+        self, image_id: str, image: bytes, options: FaceOptions, *, collection: str
+    ) -> FacesOut:
+        """The probe's largest face against this one example."""
+        face_id = face_id_of(image_id)
+        try:
+            out, elapsed = await _timed(lambda: self._recognition.verify_face(image, face_id))
+        except NotFound as exc:
+            raise ImageNotFound(f"Image with id {image_id} not found") from exc
+        if out.face is None or out.distance is None:
+            raise NoFaceFound(NO_FACE)
+        (chosen,) = [face for face, _ in _chosen([(out.face, None)], options)]
+        face = self._face(chosen, options, elapsed)
+        face.similarity = _rounded(similarity(out.distance, out.threshold))
+        return FacesOut(result=[face], plugins_versions=self._plugins(options))
+
+    # ------------------------------------------------------------ shaping
+
+    def _face(self, face: DetectedFace, options: FaceOptions, elapsed_ms: float) -> FaceOut:
+        x1, y1, x2, y2 = face.box
+        out = FaceOut(
+            box=BoxOut(
+                probability=_rounded(face.score),
+                x_min=round(x1),
+                y_min=round(y1),
+                x_max=round(x2),
+                y_max=round(y2),
+            )
+        )
+        if options.landmarks and face.landmarks is not None:
+            out.landmarks = [[round(x), round(y)] for x, y in face.landmarks]
+        if options.status:
+            # one pipeline call: detector and calculator are not timed apart
+            out.execution_time = {"total": round(elapsed_ms, 1)}
+        return out
+
+    def _plugins(self, options: FaceOptions) -> dict[str, str] | None:
+        return dict(self._versions) if options.status else None
+
+
+Found = list[tuple[DetectedFace, T]]
+
+
+def _chosen(faces: Found[T], options: FaceOptions) -> Found[T]:
+    """Faces over det_prob_threshold, largest first, at most `limit` (0: all); none left
+    is CompreFace's "no face" error."""
+    threshold = options.det_prob_threshold
+    kept = [pair for pair in faces if threshold is None or pair[0].score >= threshold]
+    if not kept:
+        raise NoFaceFound(NO_FACE)
+    kept.sort(key=lambda pair: -_area(pair[0]))
+    return kept[: options.limit] if options.limit > 0 else kept
+
+
+def _area(face: DetectedFace) -> float:
+    x1, y1, x2, y2 = face.box
+    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), 5)
+
+
+async def _timed(call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = await call()
+    return result, (time.perf_counter() - start) * 1000
