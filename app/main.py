@@ -23,8 +23,9 @@ from app.api.metrics import MetricsMiddleware
 from app.api.request_id import RequestIdMiddleware
 from app.core import logs
 from app.core.config import Settings
-from app.core.decision.cohort import Cohort
+from app.core.decision.cohort import BuiltInCohort, Cohort
 from app.core.errors import ModelUnavailable
+from app.core.model.backbones.base import Backbone
 from app.core.serving.inference import FaceInference, Pipeline, backend_for
 from app.core.serving.pool import batch_capacity
 from app.core.store import db
@@ -107,6 +108,14 @@ def load_cohort(settings: Settings, dim: int) -> Cohort | None:
     return Cohort.load(settings.cohort_file, settings.cohort_k, dim)
 
 
+def load_built_in_cohort(settings: Settings, backbone: Backbone) -> BuiltInCohort | None:
+    """The model version's own cohort under FACESVC_IDENTIFY_SCORE=auto (the default)."""
+    spec = backbone.calibration.cohort
+    if settings.identify_score != "auto" or spec is None:
+        return None
+    return BuiltInCohort.of(spec, backbone.embedding_size)
+
+
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
     """The service. `pipeline` lets tests share one loaded pipeline between apps."""
     metrics = Metrics()
@@ -154,6 +163,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
             verifier = load_verifier(settings.verifier, inference.model)
         cohort = load_cohort(settings, inference.backbone.embedding_size)
+        built_in_cohort = load_built_in_cohort(settings, inference.backbone)
         # What the routes reach through `app.api.deps.from_state`: one service per domain,
         # and the shared objects for the routes that use them directly.
         state = app.state
@@ -186,9 +196,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             verifier=verifier,
             cohort=cohort,
             cohort_tau=settings.cohort_tau,
+            built_in_cohort=built_in_cohort,
             max_image_bytes=settings.max_image_bytes,
         )
-        app.state.models = ModelsService(sessions, inference, gallery, settings, cohort)
+        app.state.models = ModelsService(
+            sessions, inference, gallery, settings, cohort, built_in_cohort
+        )
         state.audit = AuditService(sessions)
         state.decision_log = DecisionLog(
             sessions,

@@ -113,10 +113,13 @@ class Settings(BaseSettings):
         description="Pair verifier from `facesvc train-verifier`: /v1/verify and "
         "/v1/compare also return its `probability`.",
     )
-    identify_score: Literal["distance", "cohort"] = Field(
-        "distance",
+    identify_score: Literal["auto", "distance", "cohort"] = Field(
+        "auto",
         description="1:N decides on the nearest distance, or on it divided by the probe's "
-        "mean distance to its cohort_k nearest cohort faces (needs cohort_file, cohort_tau).",
+        "mean distance to its k nearest cohort faces. `auto`: with the model version's "
+        "built-in cohort where it has one (the default model does) and the gallery has at "
+        "least its min_gallery people, else on the distance; `cohort`: with an operator's "
+        "cohort_file and cohort_tau; `distance`: never normalised.",
     )
     cohort_file: Path | None = Field(
         None, description="Cohort embeddings (.npy) from `facesvc calibrate --save-cohort`."

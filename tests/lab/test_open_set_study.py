@@ -9,12 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app.core.decision.cohort import CohortMixture
 from app.lab.calibration import (
     enrolment_study,
     gallery,
     gallery_size_study,
     open_set_report,
     open_set_study,
+    synthetic_cohort,
 )
 from app.lab.calibration.data import search_matrix, split_identities
 from app.lab.calibration.gallery_scores import GalleryStats, l2_normalised, score, usable
@@ -177,4 +179,40 @@ def test_report_renders_every_table(tmp_path: Path) -> None:
     lines = open_set_report.tables(report)
     assert sum(line.startswith("|---") for line in lines) == 4
     policies = {r["policy"] for r in report["gallery_sizes"]["rows"]}
-    assert len(policies) == 4 and any("weibull" in p for p in policies)
+    assert len(policies) == 5 and any("weibull" in p for p in policies)
+    assert any("built-in cohort" in p for p in policies)
+    assert any("built-in cohort (the default)" in line for line in lines)
+
+
+# --- the built-in cohort ----------------------------------------------------------------------
+
+
+def test_the_mixture_is_fitted_to_people_and_draws_unit_vectors_the_same_every_time(
+    tmp_path: Path,
+) -> None:
+    face_set, embeddings = _synthetic_set(tmp_path, people=10, singles=200)
+    l2 = open_set_study.l2_embeddings(embeddings)
+    people = open_set_study.cohort_vectors(face_set, l2)
+    mixture = synthetic_cohort.fit_mixture(people, components=4, samples=500)
+    assert mixture.weights.sum() == len(people) and mixture.means.shape == (4, 8)
+    drawn = mixture.draw()
+    assert drawn.shape == (500, 8) and np.allclose(np.linalg.norm(drawn, axis=1), 1, atol=1e-6)
+    mixture.save(tmp_path / "m.npz")
+    assert np.array_equal(CohortMixture.load(tmp_path / "m.npz").draw(), drawn)
+    # no drawn vector is one of the people's: the cohort ships no one's embedding
+    nearest = ((drawn[:, None, :] - people[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    assert nearest.min() > 1e-6
+
+
+def test_the_study_measures_the_built_in_cohort_with_the_service_rule(tmp_path: Path) -> None:
+    face_set, embeddings = _synthetic_set(tmp_path, people=60, singles=60)
+    calibration, held = split_identities(face_set, 0.5, 0)
+    l2 = open_set_study.l2_embeddings(embeddings)
+    result = open_set_study.built_in_cohort(calibration, held, l2, 2, 0.05, distance_cap=0.5)
+    assert result["synthetic_cohort"]["parameter"] in open_set_study.GRIDS["cohort"]
+    row = result["synthetic_cohort_model"]
+    assert 0.0 <= row["fpir_held_out"] <= 1.0 and 0.0 <= row["fnir_held_out"] <= 1.0
+    # the cap only ever rejects more
+    uncapped = open_set_study.built_in_cohort(calibration, held, l2, 2, 0.05)
+    assert row["fnir_held_out"] >= uncapped["synthetic_cohort_model"]["fnir_held_out"]
+    assert row["fpir_held_out"] <= uncapped["synthetic_cohort_model"]["fpir_held_out"]

@@ -45,14 +45,23 @@ class OpenSetDecision:
 
 
 def decide(
-    distances: Sequence[float], tau: float, probe: Embedding, cohort: Cohort | None
+    distances: Sequence[float],
+    tau: float,
+    probe: Embedding,
+    cohort: Cohort | None,
+    distance_cap: float | None = None,
 ) -> OpenSetDecision:
     """`distances`: the candidates' (one per person), nearest first. The cohort scale is
-    only computed when there is a candidate to score."""
+    only computed when there is a candidate to score. `distance_cap`: with a cohort, a
+    candidate further than it is never accepted, whatever its score."""
     if not distances:
         return OpenSetDecision(score=None, known=False, within=[])
     scale = 1.0 if cohort is None else cohort.scale(probe)
     score = distances[0] / scale
-    within = [is_match(distance / scale, tau) for distance in distances]
+    within = [
+        is_match(distance / scale, tau)
+        and (distance_cap is None or is_match(distance, distance_cap))
+        for distance in distances
+    ]
     margin = distances[1] / scale - score if len(distances) > 1 else None
-    return OpenSetDecision(score=score, known=is_match(score, tau), within=within, margin=margin)
+    return OpenSetDecision(score=score, known=within[0], within=within, margin=margin)

@@ -2,8 +2,8 @@
 allowed range), else the default of the calibration in use, for verify (1:1) or for
 identify (1:N, stricter). The calibration in use is the newest stored one of the active
 model, its 1:N tau re-derived for the live gallery size when it follows the gallery,
-else the backbone's built-in one (`calibration.py`). With cohort scoring
-(FACESVC_IDENTIFY_SCORE=cohort) the 1:N tau is on d1 / c and is FACESVC_COHORT_TAU.
+else the backbone's built-in one (`calibration.py`). Which score 1:N decides on, and its
+default tau, is `open_set_rule.py`'s choice.
 
 The service, the style jobs' identity check and `facesvc compare` all choose here; the
 command line has no database, so its calibration is always the built-in one.
@@ -20,11 +20,9 @@ from app.core.model.backbones.base import Calibration
 @dataclass(frozen=True)
 class Thresholds:
     """`allowed`: the range a request's own threshold must lie in (None: any, as on the
-    command line). `cohort_tau`: the 1:N tau on d1 / c, set only when 1:N scores with a
-    cohort."""
+    command line)."""
 
     allowed: tuple[float, float] | None = None
-    cohort_tau: float | None = None
 
     def check(self, requested: float | None) -> None:
         """A request's own threshold must lie in the allowed range (checked before any
@@ -41,9 +39,8 @@ class Thresholds:
         """The 1:1 tau (verify, compare, the style jobs' identity check)."""
         return self._chosen(requested, calibration.tau_verify)
 
-    def identify(self, calibration: Calibration, requested: float | None = None) -> float:
-        """The 1:N tau: on the nearest distance, or on d1 / c with a cohort."""
-        default = calibration.tau_identify if self.cohort_tau is None else self.cohort_tau
+    def identify(self, default: float, requested: float | None = None) -> float:
+        """The 1:N tau, on the scale the open-set rule decides on (`OpenSetRule.tau`)."""
         return self._chosen(requested, default)
 
     def _chosen(self, requested: float | None, default: float) -> float:

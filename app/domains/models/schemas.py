@@ -118,12 +118,23 @@ class ModelOut(ConfiguredModelOut):
 class IdentifyScoreOut(BaseModel):
     mode: str = Field(
         description="What /v1/recognize decides on: `distance` (the nearest squared "
-        "distance against identify.default) or `cohort` (that distance over the probe's mean "
-        "distance to its cohort_k nearest cohort faces, against cohort_tau)."
+        "distance against identify.default), `cohort` (that distance over the probe's mean "
+        "distance to its cohort_k nearest faces of an operator's cohort file, against "
+        "cohort_tau) or `built_in_cohort` (the same score with the model version's own "
+        "cohort, its cohort_tau following the gallery size; on the distance while the "
+        "gallery has fewer than min_gallery people)."
     )
     cohort_k: int | None = None
-    cohort_tau: float | None = None
-    cohort_size: int | None = Field(None, description="Faces in the cohort file.")
+    cohort_tau: float | None = Field(
+        None, description="The default 1:N threshold on the cohort score, at today's gallery size."
+    )
+    cohort_size: int | None = Field(None, description="Faces in the cohort.")
+    min_gallery: int | None = Field(
+        None, description="built_in_cohort: the gallery size from which the score is used."
+    )
+    active: bool | None = Field(
+        None, description="built_in_cohort: whether today's gallery is large enough for it."
+    )
 
 
 class ModelsOut(BaseModel):

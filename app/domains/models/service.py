@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.decision.calibration import ActiveCalibration, active_calibration
-from app.core.decision.cohort import Cohort
+from app.core.decision.cohort import BuiltInCohort, Cohort
 from app.core.decision.model_match import Model
 from app.core.errors import NotFound
 from app.core.model.backbones import BackboneInfo, configured_backbones
@@ -47,12 +47,14 @@ class ModelsService:
         gallery: GalleryIndex,
         settings: Settings,
         cohort: Cohort | None = None,
+        built_in_cohort: BuiltInCohort | None = None,
     ) -> None:
         self._sessions = sessions
         self._inference = inference
         self._gallery = gallery
         self._settings = settings
         self._cohort = cohort
+        self._built_in_cohort = built_in_cohort
 
     async def describe(self, *, may_read: bool = True) -> ModelsOut:
         inference, settings = self._inference, self._settings
@@ -76,19 +78,28 @@ class ModelsService:
                 other_models=_other_models(others, inference.model) if may_read else None,
             ),
             configured=configured,
-            identify_score=self._identify_score(),
+            identify_score=self._identify_score(len(self._gallery)),
         )
 
-    def _identify_score(self) -> IdentifyScoreOut:
-        cohort = self._cohort
-        if cohort is None:
-            return IdentifyScoreOut(mode="distance")
-        return IdentifyScoreOut(
-            mode="cohort",
-            cohort_k=cohort.k,
-            cohort_tau=self._settings.cohort_tau,
-            cohort_size=len(cohort.vectors),
-        )
+    def _identify_score(self, gallery_size: int) -> IdentifyScoreOut:
+        cohort, built_in = self._cohort, self._built_in_cohort
+        if cohort is not None:
+            return IdentifyScoreOut(
+                mode="cohort",
+                cohort_k=cohort.k,
+                cohort_tau=self._settings.cohort_tau,
+                cohort_size=len(cohort.vectors),
+            )
+        if built_in is not None:
+            return IdentifyScoreOut(
+                mode="built_in_cohort",
+                cohort_k=built_in.cohort.k,
+                cohort_tau=built_in.tau(gallery_size),
+                cohort_size=len(built_in.cohort.vectors),
+                min_gallery=built_in.min_gallery,
+                active=built_in.applies(gallery_size),
+            )
+        return IdentifyScoreOut(mode="distance")
 
 
 def _other_models(rows: Sequence[Row[str, str, int]], active: Model) -> list[StoredModelOut]:

@@ -24,11 +24,10 @@ from app.core.decision import identify, model_match
 from app.core.decision.calibration import (
     ActiveCalibration,
     active_calibration,
-    gallery_model_of,
 )
-from app.core.decision.cohort import Cohort
+from app.core.decision.cohort import BuiltInCohort, Cohort
 from app.core.decision.distance import is_match, squared_distance
-from app.core.decision.open_set import GalleryModel
+from app.core.decision.open_set_rule import OpenSetRule, rule_for
 from app.core.decision.thresholds import Thresholds
 from app.core.errors import Forbidden, ModelMismatch, NotFound, ValidationFailed
 from app.core.model.backbones.base import Calibration
@@ -65,8 +64,9 @@ log = logging.getLogger(__name__)
 
 class RecognitionService:
     """Built once in the lifespan. `threshold_range`: where a request's own threshold
-    must lie; `verifier` (FACESVC_VERIFIER) adds P(same person) to 1:1 answers; `cohort`
-    (FACESVC_IDENTIFY_SCORE=cohort) makes 1:N decide on d1 / c against `cohort_tau`."""
+    must lie; `verifier` (FACESVC_VERIFIER) adds P(same person) to 1:1 answers; 1:N
+    decides by `open_set_rule.rule_for`: with `built_in_cohort` (the model version's, under
+    FACESVC_IDENTIFY_SCORE=auto) or `cohort` (an operator's file, against `cohort_tau`)."""
 
     def __init__(
         self,
@@ -81,6 +81,7 @@ class RecognitionService:
         verifier: Verifier | None = None,
         cohort: Cohort | None = None,
         cohort_tau: float | None = None,
+        built_in_cohort: BuiltInCohort | None = None,
         max_image_bytes: int,
     ) -> None:
         if cohort is not None and cohort_tau is None:
@@ -89,12 +90,15 @@ class RecognitionService:
         self._inference = inference
         self._gallery = gallery
         self._metrics = metrics
-        # cohort_tau may be configured while 1:N scores on the distance: then unused
-        self._thresholds = Thresholds(threshold_range, cohort_tau if cohort is not None else None)
+        self._thresholds = Thresholds(threshold_range)
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._verifier = verifier
-        self._cohort = cohort
+        # cohort_tau may be configured while 1:N scores on the distance: then unused
+        self._operator_cohort = (
+            None if cohort is None or cohort_tau is None else (cohort, cohort_tau)
+        )
+        self._built_in_cohort = built_in_cohort
         self.max_image_bytes = max_image_bytes  # the routes' upload limit
 
     async def verify(self, form: VerifyForm, *, may_read: bool = True) -> VerifyOut:
@@ -223,8 +227,9 @@ class RecognitionService:
                 # N is the collection's: only its faces can answer a stranger's search
                 gallery_size = self._gallery.count(collection.id)
                 active = await self._active_calibration(session, gallery_size)
-            threshold = self._thresholds.identify(active.calibration, form.threshold)
-            door = _Door(gallery_model_of(active), gallery_size)
+            rule = rule_for(active, gallery_size, self._built_in_cohort, self._operator_cohort)
+            threshold = self._thresholds.identify(rule.tau, form.threshold)
+            door = _Door(rule, gallery_size)
             self._metrics.faces_embedded.labels("recognize").inc(len(results))
             faces = []
             for result in results:
@@ -247,7 +252,11 @@ class RecognitionService:
         """One face's answer: the nearest candidate if accepted, else unknown; `top_k` of
         the candidates (searched for more, for the runner-up) are listed."""
         decision = identify.decide(
-            [c.distance for c in candidates], threshold, result.embedding, self._cohort
+            [c.distance for c in candidates],
+            threshold,
+            result.embedding,
+            door.rule.cohort,
+            door.rule.distance_cap,
         )
         best = candidates[0] if candidates else None
         listed = list(zip(candidates, decision.within, strict=True))[:top_k]
@@ -259,9 +268,9 @@ class RecognitionService:
             candidates=[c for c, _ in listed],
             identity=best.identity if decision.known and best else None,
             distance=best.distance if best and shown else None,
-            cohort_score=decision.score if self._cohort is not None and shown else None,
+            cohort_score=decision.score if door.rule.cohort is not None and shown else None,
             margin=decision.margin if shown else None,
-            confidence=door.confidence(best.distance) if best and shown else None,
+            confidence=door.confidence(best.distance, decision.score) if best and shown else None,
         )
 
     async def detect(self, form: DetectForm) -> DetectOut:
@@ -308,18 +317,15 @@ class RecognitionService:
 
 @dataclass(frozen=True)
 class _Door:
-    """What a recognize answer's `confidence` is computed from: the calibration's gallery
-    model (None: the calibration in use has none) and the live gallery size."""
+    """What decides one recognize request: its open-set rule and the live gallery size."""
 
-    model: GalleryModel | None
+    rule: OpenSetRule
     gallery_size: int
 
-    def confidence(self, distance: float) -> float | None:
-        """1 - FPIR(d1, N), on the raw nearest distance also with cohort scoring (the
-        gallery model is fitted on raw distances)."""
-        if self.model is None:
-            return None
-        return self.model.stranger_rarity(distance, max(self.gallery_size, 1))
+    def confidence(self, distance: float, score: float | None) -> float | None:
+        return self.rule.confidence(
+            distance, distance if score is None else score, self.gallery_size
+        )
 
 
 async def _target(

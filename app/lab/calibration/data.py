@@ -6,6 +6,7 @@ so that figures on the held-out part show how a tau carries over to new people.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,13 @@ class SearchMatrix:
         return rows.astype(np.int64), cols.astype(np.int64)
 
 
-def search_matrix(face_set: FaceSet, embeddings: EmbeddingMap) -> SearchMatrix:
+def search_matrix(
+    face_set: FaceSet,
+    embeddings: EmbeddingMap,
+    probe_scale: Callable[[FloatArray], FloatArray] | None = None,
+) -> SearchMatrix:
+    """`probe_scale`: each probe's row divided by its value on the probe's embedding (the
+    cohort scale c, `app.core.decision.cohort`), making the matrix one of cohort scores."""
     dim = embedding_dimension(face_set, embeddings)
     gallery, probes = [], []
     gallery_identity: list[int] = []
@@ -102,6 +109,8 @@ def search_matrix(face_set: FaceSet, embeddings: EmbeddingMap) -> SearchMatrix:
     gallery_rows = embed_rows(gallery, embeddings, dim)
     probe_rows = embed_rows(probes, embeddings, dim)
     distances = pairwise_squared_distances(probe_rows.vectors, gallery_rows.vectors)
+    if probe_scale is not None:
+        distances /= probe_scale(probe_rows.vectors)[:, None]
     distances[probe_rows.failed, :] = np.inf
     return SearchMatrix(
         distances=distances,

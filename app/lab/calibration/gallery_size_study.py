@@ -36,12 +36,18 @@ from app.lab.evaluation.protocol import (
 @dataclass(frozen=True)
 class Policy:
     """How a deployment decides: a score, its parameter, and a fixed tau on it, or None
-    for raw distance with the gallery-size model's tau at the live gallery size."""
+    for raw distance with the gallery-size model's tau at the live gallery size.
+    `score_model`: the tau on the score follows the gallery size through this model of
+    the score (the built-in cohort), from `min_gallery` entries on (raw distance with the
+    distance model's tau below), never accepting a candidate beyond `distance_cap`."""
 
     name: str
     method: str
     parameter: float
     tau: float | None
+    score_model: GalleryModel | None = None
+    min_gallery: int = 0
+    distance_cap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ def pool(face_set: FaceSet, embeddings: EmbeddingMap, cohort: FloatArray) -> Poo
 def _decide(
     policy: Policy, model: GalleryModel, fpir: float, size: int
 ) -> tuple[str, float, float]:
+    if policy.score_model is not None and size >= policy.min_gallery:
+        return policy.method, policy.parameter, policy.score_model.tau_for_fpir(fpir, size)
     if policy.tau is None or not usable(policy.method, policy.parameter, size):
         return "raw", 0.0, model.tau_for_fpir(fpir, size)
     return policy.method, policy.parameter, policy.tau
@@ -103,23 +111,33 @@ class Tally:
 
 
 def _scores(
-    the_pool: Pool, probes: IntArray, chosen: IntArray, method: str, parameter: float
+    the_pool: Pool,
+    probes: IntArray,
+    chosen: IntArray,
+    method: str,
+    parameter: float,
+    cap: float | None = None,
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    """(score, candidate is the right person) for `probes` against entries `chosen`."""
+    """(score, candidate is the right person) for `probes` against entries `chosen`;
+    a candidate beyond `cap` scores +inf."""
     stats = GalleryStats.of(the_pool.entries[np.ix_(chosen, chosen)])
-    values, candidate = score(
-        method,
-        parameter,
-        the_pool.distances[np.ix_(probes, chosen)],
-        stats,
-        the_pool.cohort[probes],
-    )
+    distances = the_pool.distances[np.ix_(probes, chosen)]
+    values, candidate = score(method, parameter, distances, stats, the_pool.cohort[probes])
+    if cap is not None:
+        nearest = distances[np.arange(len(candidate)), candidate]
+        values = np.where(nearest > cap, np.inf, values)
     right = (chosen[candidate] == the_pool.own_entry[probes]) & np.isfinite(values)
     return values, right
 
 
 def tally_random(
-    the_pool: Pool, method: str, parameter: float, size: int, draws: int, seed: int
+    the_pool: Pool,
+    method: str,
+    parameter: float,
+    size: int,
+    draws: int,
+    seed: int,
+    cap: float | None = None,
 ) -> Tally:
     """Scores over `draws` random galleries of `size` entries."""
     rng = np.random.default_rng(seed)
@@ -128,14 +146,16 @@ def tally_random(
     for _ in range(draws):
         chosen = np.sort(rng.choice(the_pool.entries.shape[0], size=size, replace=False))
         mated = np.isin(the_pool.own_entry, chosen)
-        tally.non_mated.append(_scores(the_pool, everyone[~mated], chosen, method, parameter)[0])
-        values, right = _scores(the_pool, everyone[mated], chosen, method, parameter)
+        tally.non_mated.append(
+            _scores(the_pool, everyone[~mated], chosen, method, parameter, cap)[0]
+        )
+        values, right = _scores(the_pool, everyone[mated], chosen, method, parameter, cap)
         tally.mated.append(values)
         tally.right.append(right)
     return tally
 
 
-def tally_largest(the_pool: Pool, method: str, parameter: float) -> Tally:
+def tally_largest(the_pool: Pool, method: str, parameter: float, cap: float | None = None) -> Tally:
     """Scores leave-one-person-out over the whole pool."""
     total = the_pool.entries.shape[0]
     everyone = np.arange(the_pool.own_entry.size)
@@ -143,9 +163,9 @@ def tally_largest(the_pool: Pool, method: str, parameter: float) -> Tally:
     for person in np.unique(the_pool.own_entry):
         probes = everyone[the_pool.own_entry == person]
         chosen = np.delete(np.arange(total), person) if person >= 0 else np.arange(total)
-        tally.non_mated.append(_scores(the_pool, probes, chosen, method, parameter)[0])
+        tally.non_mated.append(_scores(the_pool, probes, chosen, method, parameter, cap)[0])
     values, right = _scores(
-        the_pool, everyone[the_pool.own_entry >= 0], np.arange(total), method, parameter
+        the_pool, everyone[the_pool.own_entry >= 0], np.arange(total), method, parameter, cap
     )
     tally.mated.append(values)
     tally.right.append(right)
@@ -169,13 +189,15 @@ def study(
     for policy in policies:
         for size in [*(s for s in sizes if s < largest), largest]:
             method, parameter, tau = _decide(policy, model, fpir, size)
+            cap = None if method == "raw" else policy.distance_cap
             if size == largest:
-                tally = tally_largest(the_pool, method, parameter)
+                tally = tally_largest(the_pool, method, parameter, cap)
             else:
-                tally = tally_random(the_pool, method, parameter, size, draws, seed)
+                tally = tally_random(the_pool, method, parameter, size, draws, seed, cap)
             searches = tally.searches()
             fnir_own, tau_own = metrics.fnir_at_fpir(searches, fpir)
             raw = method == "raw"
+            predicted = model if raw else policy.score_model
             rows.append(
                 {
                     "policy": policy.name,
@@ -187,8 +209,8 @@ def study(
                     "fnir": metrics.fnir_at_threshold(searches, tau),
                     "tau_own": tau_own,
                     "fnir_own_tau": fnir_own,
-                    "model_fpir": float(model.fpir(tau, size)) if raw else None,
-                    "model_fnir": model.expected_fnir(tau, size) if raw else None,
+                    "model_fpir": None if predicted is None else float(predicted.fpir(tau, size)),
+                    "model_fnir": None if predicted is None else predicted.expected_fnir(tau, size),
                 }
             )
     return rows

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from app.core.decision.open_set import GalleryModel
 from app.lab.calibration import enrolment_study, gallery_size_study, open_set_study
 from app.lab.calibration.data import search_matrix
 from app.lab.calibration.gallery import fit_gallery_model
 from app.lab.calibration.gallery_scores import GALLERY_METHODS
+from app.lab.calibration.synthetic_cohort import MIN_GALLERY
 from app.lab.evaluation.dataset import FaceSet
 from app.lab.evaluation.protocol import EmbeddingMap
 
@@ -48,6 +51,7 @@ def run(
     model = fit_gallery_model(search_matrix(calibration, l2), "independent")
     pool = gallery_size_study.pool(held_out, l2, open_set_study.cohort_vectors(calibration, l2))
     sizes = gallery_size_study.study(pool, model, policies, GALLERY_SIZES, fpir, draws)
+    sizes += built_in_sizes(calibration, held_out, l2, scores, splits, fpir, draws)
     weibull = GalleryModel(**{**model.__dict__, "kind": "weibull"})
     sizes += gallery_size_study.study(
         pool,
@@ -62,6 +66,42 @@ def run(
         "gallery_sizes": {"pool": int(pool.entries.shape[0]), "draws": draws, "rows": sizes},
         "enrolment": enrolment_study.study(calibration, held_out, l2, splits, fpir),
     }
+
+
+def built_in_sizes(
+    calibration: FaceSet,
+    held_out: FaceSet,
+    l2: EmbeddingMap,
+    scores: dict[str, Any],
+    splits: int,
+    fpir: float,
+    draws: int,
+) -> list[dict[str, Any]]:
+    """The built-in cohort's rule (what a fresh install does) at every gallery size,
+    against what its score model predicts."""
+    mixture, k, score_model = open_set_study.built_in_cohort_artefacts(
+        calibration, l2, splits, fpir
+    )
+    cap = scores["embeddings"]["l2"]["verification"]["tau_calibration"]
+    policy = gallery_size_study.Policy(
+        f"L2 built-in cohort k={k}, model tau, cap {cap:.4f} (the default)",
+        "cohort",
+        k,
+        None,
+        score_model=score_model,
+        min_gallery=MIN_GALLERY,
+        distance_cap=cap,
+    )
+    drawn = mixture.draw().astype(np.float64)
+    model = fit_gallery_model(search_matrix(calibration, l2), "independent")
+    pool = gallery_size_study.pool(held_out, l2, drawn)
+    return gallery_size_study.study(pool, model, [policy], GALLERY_SIZES, fpir, draws)
+
+
+def _tau(value: float) -> str:
+    """A tau of +inf or the largest float: every tau keeps FPIR under the target (a
+    distance cap rejects enough strangers by itself)."""
+    return f"{value:.4f}" if value < 1e300 else "any"
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -84,12 +124,23 @@ def tables(report: dict[str, Any]) -> list[str]:
                 f"| {_f(s['fpir_held_out_at_calibration_tau'], 4)} "
                 f"| {_f(s['fnir_held_out_at_calibration_tau'])} | {per_split} |"
             )
-        g = figures["raw_gallery_model"]
-        lines.append(
-            f"| {variant} | raw d1, gallery-model tau at N={g['gallery_size']:.0f} | - | - | - "
-            f"| {g['tau']:.4f} | {_f(g['fpir_held_out'], 4)} | {_f(g['fnir_held_out'])} "
-            f"(model {_f(g['expected_fnir'])}) | |"
-        )
+        rows = [("raw d1", figures["raw_gallery_model"])]
+        if "synthetic_cohort" in figures:
+            s = figures["synthetic_cohort"]
+            lines.append(
+                f"| {variant} | built-in cohort (mixture) | {s['parameter']:g} "
+                f"| {_f(s['fnir_calibration'])} | {_f(s['fnir_held_out_own_tau'])} "
+                f"| {s['tau_calibration']:.4f} | {_f(s['fpir_held_out_at_calibration_tau'], 4)} "
+                f"| {_f(s['fnir_held_out_at_calibration_tau'])} "
+                f"| {', '.join(f'{v:.3f}' for v in s['fpir_per_split'])} |"
+            )
+            rows.append(("built-in cohort (the default)", figures["synthetic_cohort_model"]))
+        for label, g in rows:
+            lines.append(
+                f"| {variant} | {label}, gallery-model tau at N={g['gallery_size']:.0f} | - | - "
+                f"| - | {g['tau']:.4f} | {_f(g['fpir_held_out'], 4)} | {_f(g['fnir_held_out'])} "
+                f"(model {_f(g['expected_fnir'])}) | |"
+            )
     lines += [
         "",
         "| embeddings | tau for FAR 1e-3 (cal) | FAR held | TAR held | TAR held (own tau) |",
@@ -112,7 +163,7 @@ def tables(report: dict[str, Any]) -> list[str]:
             f"| {r['policy']} | {r['gallery_size']} "
             f"| {r['score']}{' (fallback)' if r['fallback'] else ''} | {r['tau']:.4f} "
             f"| {_f(r['fpir'], 4)} | {_f(r['fnir'])} | {_f(r['model_fpir'], 4)} "
-            f"| {_f(r['model_fnir'])} | {r['tau_own']:.4f} | {_f(r['fnir_own_tau'])} |"
+            f"| {_f(r['model_fnir'])} | {_tau(r['tau_own'])} | {_f(r['fnir_own_tau'])} |"
         )
     e = report["enrolment"]
     lines += [

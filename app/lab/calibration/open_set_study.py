@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.core.decision.cohort import Cohort, CohortMixture
+from app.core.decision.open_set import GalleryModel
 from app.lab.calibration import gallery as gallery_model
+from app.lab.calibration import synthetic_cohort
 from app.lab.calibration.data import pair_matrix, search_matrix
 from app.lab.calibration.gallery_scores import (
     GRIDS,
@@ -62,8 +65,15 @@ class Design:
     gallery: GalleryStats
     cohort: FloatArray  # (probes, cohort), ascending
 
-    def searches(self, method: str, parameter: float) -> OpenSetSearches:
+    def searches(
+        self, method: str, parameter: float, distance_cap: float | None = None
+    ) -> OpenSetSearches:
+        """`distance_cap`: a candidate further than it is never accepted (score +inf), as
+        the service's built-in cohort rule decides."""
         values, candidate = score(method, parameter, self.distances, self.gallery, self.cohort)
+        if distance_cap is not None:
+            chosen = self.distances[np.arange(len(candidate)), candidate]
+            values = np.where(chosen > distance_cap, np.inf, values)
         mated = self.true_entry >= 0
         return OpenSetSearches(
             mated_distances=values[mated],
@@ -121,12 +131,12 @@ def at_tau(search: OpenSetSearches, tau: float) -> tuple[float, float]:
     )
 
 
-def measure_score(
-    tune: list[Design], test: list[Design], method: str, fpir: float
-) -> dict[str, Any]:
-    """Parameter chosen on `tune` (among those every gallery is large enough for), then
-    the held-out figures on `test`."""
-    smallest = min(d.distances.shape[1] for d in [*tune, *test])
+def tune_parameter(
+    tune: list[Design], method: str, fpir: float, every: list[Design]
+) -> tuple[float, dict[float, float]]:
+    """The parameter of `method` with the lowest mean FNIR at `fpir` over `tune`, among
+    those that every design of `every` is large enough for; and each one's FNIR."""
+    smallest = min(d.distances.shape[1] for d in every)
     grid = [p for p in GRIDS[method] if usable(method, p, smallest)]
     if not grid:
         raise ValueError(f"galleries of {smallest} are too small for {method}")
@@ -134,7 +144,15 @@ def measure_score(
         p: float(np.mean([metrics.fnir_at_fpir(d.searches(method, p), fpir)[0] for d in tune]))
         for p in grid
     }
-    best = min(tuned, key=lambda p: tuned[p])
+    return min(tuned, key=lambda p: tuned[p]), tuned
+
+
+def measure_score(
+    tune: list[Design], test: list[Design], method: str, fpir: float
+) -> dict[str, Any]:
+    """Parameter chosen on `tune` (among those every gallery is large enough for), then
+    the held-out figures on `test`."""
+    best, tuned = tune_parameter(tune, method, fpir, [*tune, *test])
     held = [d.searches(method, best) for d in test]
     own = [metrics.fnir_at_fpir(s, fpir)[0] for s in held]
     tau = pooled_tau(tune, method, best, fpir)
@@ -158,11 +176,24 @@ def gallery_model_row(
     """Raw d1 with the service's rule: tau from the gallery-size model fitted on the
     calibration half, at each held-out split's gallery size."""
     model = gallery_model.fit_gallery_model(search_matrix(calibration, embeddings), "independent")
+    return model_tau_row(test, "raw", 0.0, model, fpir)
+
+
+def model_tau_row(
+    test: list[Design],
+    method: str,
+    parameter: float,
+    model: GalleryModel,
+    fpir: float,
+    distance_cap: float | None = None,
+) -> dict[str, Any]:
+    """`method` decided with the tau `model` gives for `fpir` at each held-out split's
+    gallery size (the service's rule)."""
     rows = []
     for d in test:
         size = d.distances.shape[1]
         tau = model.tau_for_fpir(fpir, size)
-        rows.append((size, tau, *at_tau(d.searches("raw", 0.0), tau)))
+        rows.append((size, tau, *at_tau(d.searches(method, parameter, distance_cap), tau)))
     return {
         "gallery_size": float(np.mean([r[0] for r in rows])),
         "tau": float(np.mean([r[1] for r in rows])),
@@ -210,4 +241,44 @@ def study(
             "raw_gallery_model": gallery_model_row(calibration, mapped, test, fpir),
             "verification": verification(calibration, held_out, mapped, TARGET_FAR),
         }
+        if variant == "l2" and "cohort" in methods:
+            cap = results["embeddings"][variant]["verification"]["tau_calibration"]
+            results["embeddings"][variant].update(
+                built_in_cohort(calibration, held_out, mapped, splits, fpir, cap)
+            )
     return results
+
+
+def built_in_cohort(
+    calibration: FaceSet,
+    held_out: FaceSet,
+    embeddings: EmbeddingMap,
+    splits: int,
+    fpir: float,
+    distance_cap: float | None = None,
+) -> dict[str, Any]:
+    """The shipped kind of cohort (`built_in_cohort_artefacts`), drawn as the service
+    draws it; its tau from a gallery model of cohort scores fitted on the calibration half,
+    at each held-out gallery's size (what a fresh install does)."""
+    mixture, k, model = built_in_cohort_artefacts(calibration, embeddings, splits, fpir)
+    drawn = mixture.draw().astype(np.float64)
+    tune = [design(calibration, embeddings, drawn, s) for s in range(splits)]
+    test = [design(held_out, embeddings, drawn, s) for s in range(splits)]
+    return {
+        "synthetic_cohort": measure_score(tune, test, "cohort", fpir),
+        "synthetic_cohort_model": model_tau_row(test, "cohort", k, model, fpir, distance_cap),
+    }
+
+
+def built_in_cohort_artefacts(
+    calibration: FaceSet, embeddings: EmbeddingMap, splits: int, fpir: float
+) -> tuple[CohortMixture, int, GalleryModel]:
+    """What ships with a model version, all from `calibration` alone: the mixture fitted
+    to its one-photo people (never probes), k tuned on its enrolment splits, and the
+    gallery model of its cohort scores."""
+    mixture = synthetic_cohort.fit_mixture(cohort_vectors(calibration, embeddings))
+    vectors = mixture.draw()
+    tune = [design(calibration, embeddings, vectors.astype(np.float64), s) for s in range(splits)]
+    k = int(tune_parameter(tune, "cohort", fpir, tune)[0])
+    model = synthetic_cohort.score_model(calibration, embeddings, Cohort(vectors, k))
+    return mixture, k, model

@@ -66,6 +66,14 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         "those of the calibration part, as the study used) as the cohort for "
         "FACESVC_IDENTIFY_SCORE=cohort",
     )
+    parser.add_argument(
+        "--save-built-in-cohort",
+        type=Path,
+        metavar="PREFIX",
+        help="write PREFIX.npz (the cohort mixture) and PREFIX.json (k, the gallery model "
+        "of cohort scores) from the calibration part alone, as a model version ships them "
+        "(docs/open-set.md)",
+    )
     parser.add_argument("--no-save", action="store_true", help="report only, store nothing")
     parser.add_argument("--json", action="store_true")
     model_options(parser)
@@ -121,11 +129,33 @@ def run_calibrate(args: argparse.Namespace) -> int:
         np.save(args.save_cohort, cohort.astype(np.float32), allow_pickle=False)
         result["cohort_file"] = str(args.save_cohort)
         result["cohort_size"] = int(cohort.shape[0])
+    if args.save_built_in_cohort is not None:
+        result["built_in_cohort"] = _save_built_in_cohort(face_set, embeddings, args)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         _print_summary(result)
     return 0
+
+
+def _save_built_in_cohort(
+    face_set: Any, embeddings: Any, args: argparse.Namespace
+) -> dict[str, Any]:
+    from app.lab.calibration.data import split_identities
+    from app.lab.calibration.open_set_study import built_in_cohort_artefacts
+    from app.lab.calibration.synthetic_cohort import built_in_spec
+
+    part = split_identities(face_set, args.holdout, args.seed)[0]
+    mixture, k, model = built_in_cohort_artefacts(part, embeddings, args.study_splits, args.fpir)
+    prefix: Path = args.save_built_in_cohort
+    mixture.save(prefix.with_suffix(".npz"))
+    source = (
+        f"facesvc calibrate --data {args.data} --holdout {args.holdout} --seed {args.seed} "
+        f"--study-splits {args.study_splits} --fpir {args.fpir} --save-built-in-cohort PREFIX"
+    )
+    spec = built_in_spec(prefix.with_suffix(".npz").name, k, model, args.fpir, source)
+    prefix.with_suffix(".json").write_text(json.dumps(spec, indent=1) + "\n")
+    return {"files": [str(prefix.with_suffix(s)) for s in (".npz", ".json")], "k": k}
 
 
 def _source(args: argparse.Namespace, result: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.core.decision.open_set_rule import OpenSetRule
 from app.lab.evaluation import metrics
 from app.lab.evaluation.dataset import FaceSet, read_lfw_pairs
 from app.lab.evaluation.metrics import FloatArray, OpenSetSearches, PairFold
@@ -252,8 +253,14 @@ def open_set_searches(
     embeddings: EmbeddingMap,
     dim: int,
     pair_distances: PairDistances = pairwise_squared_distances,
+    probe_scale: Callable[[FloatArray], FloatArray] | None = None,
+    distance_cap: float | None = None,
 ) -> OpenSetSearches | None:
-    """The searches of section 3, or None when the gallery is empty."""
+    """The searches of section 3, or None when the gallery is empty. `probe_scale`: each
+    search's nearest distance divided by its value on the probe (the cohort scale c), as
+    the service scores with a cohort; the nearest entry is the same either way. With it,
+    `distance_cap`: a search whose nearest distance is above it is never accepted (its
+    score becomes +inf), as the service's built-in cohort rule decides."""
     design = open_set_design(face_set, embeddings)
     if not design.gallery:
         return None
@@ -265,11 +272,21 @@ def open_set_searches(
     true_names = np.array([name for name, _ in design.mated], dtype=object)
     mated_correct = (gallery_names[mated_nearest] == true_names) & ~mated.failed
     non_mated_distances, _ = nearest_gallery_entries(non_mated, gallery, pair_distances)
+    if probe_scale is not None:
+        mated_distances = _scaled(mated_distances, probe_scale(mated.vectors), distance_cap)
+        non_mated_distances = _scaled(
+            non_mated_distances, probe_scale(non_mated.vectors), distance_cap
+        )
     return OpenSetSearches(
         mated_distances=mated_distances,
         mated_correct=np.asarray(mated_correct, dtype=bool),
         non_mated_distances=non_mated_distances,
     )
+
+
+def _scaled(distances: FloatArray, scales: FloatArray, cap: float | None) -> FloatArray:
+    scores = distances / scales
+    return scores if cap is None else np.where(distances > cap, np.inf, scores)
 
 
 # --- the report -----------------------------------------------------------------------
@@ -282,12 +299,15 @@ def evaluate(
     model: str,
     default_tau: float,
     threshold: float | None = None,
+    open_set_rule: Callable[[int], OpenSetRule] | None = None,
 ) -> dict[str, Any]:
     """Every figure of PROTOCOL.md for one set, as a JSON-serialisable dict.
 
     `embeddings` needs an entry for every image of the set (None = no face found). Keys
     are those PROTOCOL.md lists, plus `failed_files` and a few counts; with `threshold`,
-    also the section 4 rates measured at that fixed tau.
+    also the section 4 rates measured at that fixed tau. `open_set_rule`: section 3 is
+    scored as the service decides for a gallery of that size (the cohort score where the
+    rule has one) and its default tau replaces `default_tau`.
     """
     dim = embedding_dimension(face_set, embeddings)
     failed_files = [face_set.relative(p) for p in face_set.images if embeddings[p] is None]
@@ -296,8 +316,14 @@ def evaluate(
     genuine, impostor = verification_distances(face_set, embeddings, dim)
     has_pairs = genuine.size > 0 and impostor.size > 0
     report.update(verification_figures(genuine, impostor) if has_pairs else _no_verification())
-    searches = open_set_searches(face_set, embeddings, dim)
-    report.update(identification_figures(searches, default_tau))
+    gallery_size = len(open_set_design(face_set, embeddings).gallery)
+    rule = None if open_set_rule is None else open_set_rule(gallery_size)
+    scale = None if rule is None or rule.cohort is None else rule.cohort.scales
+    cap = None if rule is None else rule.distance_cap
+    searches = open_set_searches(face_set, embeddings, dim, probe_scale=scale, distance_cap=cap)
+    report.update(identification_figures(searches, default_tau if rule is None else rule.tau))
+    report.update(open_set_score="distance" if rule is None else rule.name)
+    report.update(gallery_size=gallery_size)
     report.update(
         images=len(face_set.images),
         failed_images=len(failed_files),

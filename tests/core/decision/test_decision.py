@@ -6,25 +6,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.core.decision.cohort import Cohort
+from app.core.decision.calibration import ActiveCalibration
+from app.core.decision.cohort import BuiltInCohort, Cohort
 from app.core.decision.identify import decide, nearest_per_identity
 from app.core.decision.open_set import GalleryModel
+from app.core.decision.open_set_rule import rule_for
 from app.core.decision.thresholds import Thresholds
-from app.core.errors import ValidationFailed
-from app.core.model.backbones.dlib_resnet import CALIBRATION
+from app.core.errors import ModelUnavailable, ValidationFailed
+from app.core.model.backbones.dlib_resnet import CALIBRATION, CALIBRATION_L2
+from app.core.store.rows.calibrations import StoredCalibration
 
 SERVICE = Thresholds(allowed=(0.0, 4.0))
 
 
 def test_the_default_is_the_calibrations_per_task() -> None:
     assert SERVICE.verify(CALIBRATION) == CALIBRATION.tau_verify
-    assert SERVICE.identify(CALIBRATION) == CALIBRATION.tau_identify
+    assert SERVICE.identify(CALIBRATION.tau_identify) == CALIBRATION.tau_identify
     assert CALIBRATION.tau_identify < CALIBRATION.tau_verify  # 1:N is stricter
 
 
 def test_a_requested_threshold_wins_within_the_allowed_range() -> None:
     assert SERVICE.verify(CALIBRATION, 0.5) == 0.5
-    assert SERVICE.identify(CALIBRATION, 0.25) == 0.25
+    assert SERVICE.identify(CALIBRATION.tau_identify, 0.25) == 0.25
     with pytest.raises(ValidationFailed, match=r"outside the allowed range \[0.0, 4.0\]"):
         SERVICE.verify(CALIBRATION, 4.5)
     with pytest.raises(ValidationFailed):
@@ -36,10 +39,30 @@ def test_the_command_line_takes_any_threshold() -> None:
     assert Thresholds().verify(CALIBRATION, 9.0) == 9.0
 
 
-def test_cohort_scoring_has_its_own_1_to_n_tau_only() -> None:
-    cohort = Thresholds(allowed=(0.0, 4.0), cohort_tau=0.7)
-    assert cohort.identify(CALIBRATION) == 0.7
-    assert cohort.verify(CALIBRATION) == CALIBRATION.tau_verify
+def test_the_open_set_rule_follows_the_calibration_the_gallery_and_the_setting() -> None:
+    built_in = BuiltInCohort.of(CALIBRATION_L2.cohort or {}, 128)
+    shipped = ActiveCalibration(CALIBRATION_L2, None)
+    small = rule_for(shipped, built_in.min_gallery - 1, built_in, None)
+    assert (small.name, small.cohort, small.tau) == ("distance", None, CALIBRATION_L2.tau_identify)
+    for size in (built_in.min_gallery, 1000):
+        rule = rule_for(shipped, size, built_in, None)
+        assert rule.name == "built_in_cohort" and rule.cohort is built_in.cohort
+        assert rule.tau == built_in.tau(size)
+    assert built_in.tau(1000) < built_in.tau(100)  # stricter as strangers get more chances
+    stored = ActiveCalibration(CALIBRATION_L2, StoredCalibration(report={}))
+    assert rule_for(stored, 1000, built_in, None).name == "distance"  # the operator's own
+    operator = Cohort(np.ones((3, 128), dtype=np.float32), 2)
+    chosen = rule_for(shipped, 1000, built_in, (operator, 0.7))
+    assert (chosen.name, chosen.cohort, chosen.tau) == ("cohort_file", operator, 0.7)
+
+
+def test_the_built_in_cohort_is_drawn_the_same_at_every_start() -> None:
+    spec = CALIBRATION_L2.cohort or {}
+    first, again = (BuiltInCohort.of(spec, 128).cohort.vectors for _ in range(2))
+    assert first.shape == (10_000, 128) and np.array_equal(first, again)
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ModelUnavailable):
+        BuiltInCohort.of(spec, 512)
 
 
 def test_several_faces_of_one_person_count_once_at_the_nearest() -> None:
@@ -54,6 +77,15 @@ def test_distance_scoring_accepts_within_tau_inclusive() -> None:
     decision = decide([0.3, 0.4, 0.5], 0.4, probe, None)
     assert (decision.score, decision.known, decision.within) == (0.3, True, [True, True, False])
     assert decide([], 0.4, probe, None).score is None
+
+
+def test_a_distance_cap_rejects_a_candidate_whatever_its_score() -> None:
+    probe = np.zeros(2, dtype=np.float32)
+    cohort = Cohort(np.array([[2.0, 0.0], [0.0, 2.0]], dtype=np.float32), 2)  # c = 4
+    decision = decide([0.3, 0.5], 0.2, probe, cohort, distance_cap=0.4)
+    assert decision.score == pytest.approx(0.075) and decision.within == [True, False]
+    capped = decide([0.45, 0.5], 0.2, probe, cohort, distance_cap=0.4)
+    assert capped.score == pytest.approx(0.1125) and not capped.known  # score within tau
 
 
 def test_cohort_scoring_divides_by_the_probes_cohort_scale() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +32,10 @@ class Calibration:
     # it, tau_identify is re-derived from the live gallery size, as a stored
     # calibration's is; None: tau_identify holds at every size.
     gallery_model: Mapping[str, Any] | None = field(default=None, repr=False)
+    # The built-in cohort for 1:N score normalisation (`app.core.decision.cohort.
+    # BuiltInCohort.of`): the mixture file, k, and the gallery model of cohort scores;
+    # None: this version decides 1:N on the distance.
+    cohort: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 class Backbone(Protocol):
@@ -63,3 +69,11 @@ def unit_vector_placeholder(source: str) -> Calibration:
         gallery_size=0,
         source=source,
     )
+
+
+def built_in_cohort_spec(path: Path) -> dict[str, Any]:
+    """A shipped cohort spec (`facesvc calibrate --save-built-in-cohort`), its mixture
+    file resolved next to it."""
+    spec: dict[str, Any] = json.loads(path.read_text())
+    spec["mixture"] = str(path.parent / spec["mixture"])
+    return spec
