@@ -38,6 +38,7 @@ from app.core.store.codec import embedding_from_bytes
 from app.core.store.index_sync import catch_up
 from app.core.store.repos import collections as collections_repo
 from app.core.store.repos import identities as repo
+from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.core.store.rows.identities import Identity
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
@@ -153,17 +154,20 @@ class RecognitionService:
                 probability=self._probability(probe.embedding, matched),
             )
 
-    async def verify_face(self, image: bytes, face_id: int) -> VerifyOut:
+    async def verify_face(
+        self, image: bytes, face_id: int, *, collection: str = DEFAULT_COLLECTION
+    ) -> VerifyOut:
         """The probe's largest face against one enrolled face, not the nearest of its
-        identity's (CompreFace's verify against a saved example). The full answer: for
-        callers that may read the gallery."""
+        identity's (CompreFace's verify against a saved example), in `collection`: a face
+        of another is not found. The full answer: for callers that may read the gallery."""
         (probe,) = await self._inference.analyze(image, faces="largest")  # before queries
         async with self._sessions() as session:
             with self._metrics.stage("database"):
                 calibration = await self._calibration(session, gallery_size=0)
+                where = await collections_repo.require(session, collection)
                 face = (await repo.faces_with_identities(session, [face_id])).get(face_id)
-        if face is None:
-            raise NotFound(f"no face {face_id}")
+        if face is None or face.identity.collection_id != where.id:
+            raise NotFound(f"no face {face_id} in the collection {collection!r}")
         if (face.model_name, face.model_version) != self._inference.model:
             raise ModelMismatch(
                 f"face {face_id} was embedded with {face.model_name} {face.model_version}; "

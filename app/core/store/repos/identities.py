@@ -243,52 +243,71 @@ def replace_embedding(face: Face, model: tuple[str, str], embedding: np.ndarray)
 
 
 # ------------------------------------------------- by name (the CompreFace-compatible API)
+# Each within one collection (`collection_id`): a name means nothing across collections.
 
 
-async def identities_named(session: AsyncSession, name: str) -> list[Identity]:
-    """Every identity called `name`, oldest first (ids are time-ordered UUIDv7)."""
+async def identities_named(session: AsyncSession, name: str, collection_id: int) -> list[Identity]:
+    """Every identity called `name` in the collection, oldest first (ids are
+    time-ordered UUIDv7)."""
     query = (
         select(Identity)
-        .where(Identity.name == name)
+        .where(Identity.name == name, Identity.collection_id == collection_id)
         .order_by(Identity.id)
         .options(selectinload(Identity.faces))
     )
     return list((await session.scalars(query)).all())
 
 
-async def distinct_names(session: AsyncSession) -> list[str]:
-    query = select(Identity.name).distinct().order_by(Identity.name)
+async def distinct_names(session: AsyncSession, collection_id: int) -> list[str]:
+    query = (
+        select(Identity.name)
+        .where(Identity.collection_id == collection_id)
+        .distinct()
+        .order_by(Identity.name)
+    )
     return list((await session.scalars(query)).all())
 
 
-async def identity_ids(session: AsyncSession) -> list[uuid.UUID]:
-    return list((await session.scalars(select(Identity.id).order_by(Identity.id))).all())
+async def identity_ids(session: AsyncSession, collection_id: int) -> list[uuid.UUID]:
+    query = select(Identity.id).where(Identity.collection_id == collection_id)
+    return list((await session.scalars(query.order_by(Identity.id))).all())
 
 
-def _owned_faces(name: str | None) -> Any:
-    query = select(Face.id, Face.identity_id, Identity.name).join(Identity)
+def _owned_faces(name: str | None, collection_id: int) -> Any:
+    query = (
+        select(Face.id, Face.identity_id, Identity.name)
+        .join(Identity)
+        .where(Identity.collection_id == collection_id)
+    )
     return query if name is None else query.where(Identity.name == name)
 
 
 async def face_owners_page(
-    session: AsyncSession, *, name: str | None, offset: int, limit: int | None
+    session: AsyncSession,
+    *,
+    name: str | None,
+    offset: int,
+    limit: int | None,
+    collection_id: int,
 ) -> tuple[Sequence[Row[int, uuid.UUID, str]], int]:
     """(face id, identity id, identity name) in face-id order, and the total count
     (`limit` None: all of them)."""
-    query = _owned_faces(name).order_by(Face.id).offset(offset)
+    owned = _owned_faces(name, collection_id)
+    query = owned.order_by(Face.id).offset(offset)
     rows = (await session.execute(query if limit is None else query.limit(limit))).all()
-    total = await session.scalar(select(func.count()).select_from(_owned_faces(name).subquery()))
+    total = await session.scalar(select(func.count()).select_from(owned.subquery()))
     return rows, int(total or 0)
 
 
 async def face_owners(
-    session: AsyncSession, face_ids: Sequence[int]
+    session: AsyncSession, face_ids: Sequence[int], collection_id: int
 ) -> Sequence[Row[int, uuid.UUID, str]]:
-    """(face id, identity id, identity name) of those of these faces that exist."""
+    """(face id, identity id, identity name) of those of these faces that exist in the
+    collection."""
     if not face_ids:
         return []
-    query = _owned_faces(None).where(Face.id.in_(list(face_ids))).order_by(Face.id)
-    return (await session.execute(query)).all()
+    query = _owned_faces(None, collection_id).where(Face.id.in_(list(face_ids)))
+    return (await session.execute(query.order_by(Face.id))).all()
 
 
 async def delete_faces(session: AsyncSession, face_ids: Sequence[int]) -> list[int]:
