@@ -4,7 +4,8 @@ CompreFace's own REST API description is its contract (docs/compat-compreface.md
 
 Keys: the `x-api-key` header is our X-API-Key. Listing needs `read`; adding, renaming
 and deleting `enroll`; recognize, verify and detect `verify`; verifying against a saved
-example (an image_id only a reader can know) `verify` and `read`.
+example (an image_id only a reader can know) `verify` and `read`. Each call works in the
+key's collection (`collection_for`), and changes are audited as the key's.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def may_read(principal: Principal) -> bool:
 @router.post("/recognition/subjects", status_code=201, response_model=SubjectOut)
 async def add_subject(request: Request, key: EnrollKey, service: CompreFace) -> SubjectOut:
     body = await parse_json(request, SubjectIn)
-    return await service.add_subject(body.subject, collection=collection_for(key))
+    return await service.add_subject(body.subject, collection=collection_for(key), actor=key)
 
 
 @router.put("/recognition/subjects/{subject}", response_model=UpdatedOut)
@@ -117,18 +118,19 @@ async def rename_subject(
 ) -> UpdatedOut:
     body = await parse_json(request, SubjectIn)
     return await service.rename_subject(
-        subject_name(subject), body.subject, collection=collection_for(key)
+        subject_name(subject), body.subject, collection=collection_for(key), actor=key
     )
 
 
 @router.delete("/recognition/subjects/{subject}", response_model=SubjectOut)
 async def delete_subject(subject: str, key: EnrollKey, service: CompreFace) -> SubjectOut:
-    return await service.delete_subject(subject_name(subject), collection=collection_for(key))
+    name = subject_name(subject)
+    return await service.delete_subject(name, collection=collection_for(key), actor=key)
 
 
 @router.delete("/recognition/subjects", response_model=DeletedOut)
 async def delete_all_subjects(key: EnrollKey, service: CompreFace) -> DeletedOut:
-    return await service.delete_all_subjects(collection=collection_for(key))
+    return await service.delete_all_subjects(collection=collection_for(key), actor=key)
 
 
 @router.get("/recognition/subjects", response_model=SubjectsOut)
@@ -151,7 +153,7 @@ async def add_example(
     name = subject_name(subject)  # before the upload is read
     form = await parse_form(request, ImageForm, FILE, service.max_image_bytes)
     return await service.add_example(
-        form.file, name, det_prob_threshold, collection=collection_for(key)
+        form.file, name, det_prob_threshold, collection=collection_for(key), actor=key
     )
 
 
@@ -173,7 +175,7 @@ async def delete_examples_of(
 ) -> DeletedOut:
     """Without `subject`, every example of every subject (CompreFace's behaviour)."""
     name = None if subject is None else subject_name(subject)
-    return await service.delete_examples_of(name, collection=collection_for(key))
+    return await service.delete_examples_of(name, collection=collection_for(key), actor=key)
 
 
 @router.post("/recognition/faces/delete", response_model=list[ImageOut])
@@ -186,12 +188,12 @@ async def delete_examples(request: Request, key: EnrollKey, service: CompreFace)
         raise ValidationFailed("the body must be a JSON array of image_id strings")
     if len(ids) > 1000:
         raise ValidationFailed("at most 1000 image ids at once")
-    return await service.delete_examples(ids, collection=collection_for(key))
+    return await service.delete_examples(ids, collection=collection_for(key), actor=key)
 
 
 @router.delete("/recognition/faces/{image_id}", response_model=ImageOut)
 async def delete_example(image_id: str, key: EnrollKey, service: CompreFace) -> ImageOut:
-    return await service.delete_example(image_id, collection=collection_for(key))
+    return await service.delete_example(image_id, collection=collection_for(key), actor=key)
 
 
 @router.post(

@@ -3,9 +3,8 @@ services. A "subject" is an identity name (`app.domains.identities.by_name`), an
 "image_id" the UUID whose integer is our face id, `similarity` our distance through
 `app.core.decision.similarity` (0.5 at the tau that decided).
 
-Every call takes the collection its key maps to (`collection_for`). There is one
-gallery today, so it is always "default"; when identities belong to collections, the
-calls below hand it on to the identity and recognition services.
+Every gallery call works in the collection its key maps to (`collection_for`), and every
+change is audited as the key's (`actor`), as our own API's are.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from math import ceil
 from typing import ClassVar, TypeVar
 
@@ -21,6 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 from app.core.access import Principal
 from app.core.decision.similarity import similarity
 from app.core.errors import FacesvcError, NoFaceFound, NotFound
+from app.core.store.audit_trail import failures_audited
+from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.domains.compreface.schemas import (
     BoxOut,
     DeletedOut,
@@ -48,15 +50,25 @@ from app.domains.recognition.schemas import (
 from app.domains.recognition.service import RecognitionService
 from app.domains.shared import Name
 
-DEFAULT_COLLECTION = "default"
 NO_FACE = "No face is found in the given image"
 MAX_FACE_ID = 2**63 - 1  # BIGINT
 T = TypeVar("T")
 
 
 def collection_for(principal: Principal) -> str:
-    """The one place a key's collection is chosen (CompreFace: a key is one service)."""
-    return DEFAULT_COLLECTION
+    """The one place a key's collection is chosen (CompreFace: a key is one service, with
+    one face collection): the one it is bound to; "default" for a key bound to none in
+    particular (or open mode). A key bound to several is refused: which gallery a
+    CompreFace client works in must not depend on a rule it cannot see."""
+    if principal.collections is None:
+        return DEFAULT_COLLECTION
+    if len(principal.collections) == 1:
+        (only,) = principal.collections
+        return only
+    raise AmbiguousCollection(
+        "this API key is bound to several collections; the CompreFace API needs a key "
+        "bound to one (or to none, for the default collection)"
+    )
 
 
 # ---------------------------------------------------------------- CompreFace's errors
@@ -96,6 +108,12 @@ class MissingParameter(CompreFaceError):
     status_code = 400
     code = "validation_error"
     compreface_code = 33
+
+
+class AmbiguousCollection(CompreFaceError):
+    status_code = 403
+    code = "forbidden"
+    compreface_code = 0  # as a key without the scope (CompreFace has no such case)
 
 
 def image_id_of(face_id: int) -> str:
@@ -145,48 +163,64 @@ class CompreFaceService:
 
     # ------------------------------------------------------------ subjects
 
-    async def add_subject(self, name: str, *, collection: str) -> SubjectOut:
-        if await self._by_name.named(name):
-            raise SubjectExists(f"Subject {name!r} already exists")
-        created = await self._by_name.create(name)
+    async def add_subject(self, name: str, *, collection: str, actor: Principal) -> SubjectOut:
+        async with self._refusals_audited(actor, "identity.create", {}):
+            created = await self._by_name.create(name, collection=collection, actor=actor)
+            if created is None:
+                raise SubjectExists(f"Subject {name!r} already exists")
         return SubjectOut(subject=created.name)
 
-    async def rename_subject(self, name: str, new_name: str, *, collection: str) -> UpdatedOut:
-        if not await self._by_name.rename(name, new_name):
-            raise SubjectNotFound(f"Subject {name!r} not found")
+    async def rename_subject(
+        self, name: str, new_name: str, *, collection: str, actor: Principal
+    ) -> UpdatedOut:
+        async with self._refusals_audited(actor, "identity.update", {}):
+            if not await self._by_name.rename(name, new_name, collection=collection, actor=actor):
+                raise SubjectNotFound(f"Subject {name!r} not found")
         return UpdatedOut(updated=True)
 
-    async def delete_subject(self, name: str, *, collection: str) -> SubjectOut:
-        if not await self._by_name.delete_named(name):
-            raise SubjectNotFound(f"Subject {name!r} not found")
+    async def delete_subject(self, name: str, *, collection: str, actor: Principal) -> SubjectOut:
+        async with self._refusals_audited(actor, "identity.delete", {}):
+            if not await self._by_name.delete_named(name, collection=collection, actor=actor):
+                raise SubjectNotFound(f"Subject {name!r} not found")
         return SubjectOut(subject=name)
 
-    async def delete_all_subjects(self, *, collection: str) -> DeletedOut:
-        return DeletedOut(deleted=await self._by_name.delete_all())
+    async def delete_all_subjects(self, *, collection: str, actor: Principal) -> DeletedOut:
+        deleted = await self._by_name.delete_all(collection=collection, actor=actor)
+        return DeletedOut(deleted=deleted)
 
     async def list_subjects(self, *, collection: str) -> SubjectsOut:
-        return SubjectsOut(subjects=await self._by_name.names())
+        return SubjectsOut(subjects=await self._by_name.names(collection=collection))
 
     # ------------------------------------------------------------ faces (examples)
 
     async def add_example(
-        self, image: bytes, subject: str, det_prob_threshold: float | None, *, collection: str
+        self,
+        image: bytes,
+        subject: str,
+        det_prob_threshold: float | None,
+        *,
+        collection: str,
+        actor: Principal,
     ) -> ImageOut:
         if det_prob_threshold is not None:  # asked for: one detection pass more
             found = await self._recognition.detect(DetectForm(image=image))
-            if not any(face.score >= det_prob_threshold for face in found.faces):
+            if not any(face.detection_score >= det_prob_threshold for face in found.faces):
                 raise NoFaceFound(NO_FACE)
-        existing = await self._by_name.named(subject)
+        existing = await self._by_name.named(subject, collection=collection)
         if existing:
-            out = await self._identities.add_face(existing[0].id, AddFaceForm(image=image))
+            form = AddFaceForm(image=image, collection=collection)
+            out = await self._identities.add_face(existing[0].id, form, actor=actor)
         else:
-            out = await self._identities.enroll(EnrollForm(image=image, name=subject))
+            enroll = EnrollForm(image=image, name=subject, collection=collection)
+            out = await self._identities.enroll(enroll, actor=actor)
         return ImageOut(image_id=image_id_of(out.face.id), subject=out.identity.name)
 
     async def list_examples(
         self, page: int, size: int, subject: str | None, *, collection: str
     ) -> FacesPage:
-        found = await self._by_name.faces(name=subject, offset=page * size, limit=size)
+        found = await self._by_name.faces(
+            name=subject, offset=page * size, limit=size, collection=collection
+        )
         return FacesPage(
             faces=[ImageOut(image_id=image_id_of(f.face_id), subject=f.name) for f in found.items],
             page_number=page,
@@ -195,25 +229,43 @@ class CompreFaceService:
             total_elements=found.total,
         )
 
-    async def delete_examples_of(self, subject: str | None, *, collection: str) -> DeletedOut:
-        return DeletedOut(deleted=await self._by_name.delete_faces_named(subject))
+    async def delete_examples_of(
+        self, subject: str | None, *, collection: str, actor: Principal
+    ) -> DeletedOut:
+        deleted = await self._by_name.delete_faces_named(
+            subject, collection=collection, actor=actor
+        )
+        return DeletedOut(deleted=deleted)
 
-    async def delete_example(self, image_id: str, *, collection: str) -> ImageOut:
-        deleted = await self._by_name.delete_faces([face_id_of(image_id)])
-        if not deleted:
-            raise ImageNotFound(f"Image with id {image_id} not found")
+    async def delete_example(self, image_id: str, *, collection: str, actor: Principal) -> ImageOut:
+        face_id = face_id_of(image_id)  # a malformed id is refused before any change
+        async with self._refusals_audited(actor, "face.delete", {}):
+            deleted = await self._by_name.delete_faces(
+                [face_id], collection=collection, actor=actor
+            )
+            if not deleted:  # also one of another collection
+                raise ImageNotFound(f"Image with id {image_id} not found")
         return ImageOut(image_id=image_id, subject=deleted[0].name)
 
-    async def delete_examples(self, image_ids: Sequence[str], *, collection: str) -> list[ImageOut]:
-        """The ones that existed; unknown ids are passed over."""
+    async def delete_examples(
+        self, image_ids: Sequence[str], *, collection: str, actor: Principal
+    ) -> list[ImageOut]:
+        """The ones that existed in the collection; unknown ids are passed over."""
         face_ids = []
         for image_id in image_ids:
             try:
                 face_ids.append(face_id_of(image_id))
             except ImageNotFound:
                 continue
-        deleted = await self._by_name.delete_faces(face_ids)
+        deleted = await self._by_name.delete_faces(face_ids, collection=collection, actor=actor)
         return [ImageOut(image_id=image_id_of(f.face_id), subject=f.name) for f in deleted]
+
+    def _refusals_audited(
+        self, actor: Principal, action: str, target: dict[str, object]
+    ) -> AbstractAsyncContextManager[None]:
+        """A change this surface refuses (unknown subject, existing name) is in the trail
+        with its outcome, as our own API's refusals are."""
+        return failures_audited(self._identities.sessions, actor, action, target)
 
     # ------------------------------------------------------------ recognize, verify, detect
 
@@ -228,6 +280,7 @@ class CompreFaceService:
             top_k=options.prediction_count,
             all_faces=True,
             include_rejected=may_read,
+            collection=collection,
         )
         out, elapsed = await _timed(lambda: self._recognition.recognize(form, may_read=may_read))
         found = [(f.face, f) for f in out.faces if f.face is not None]
@@ -278,7 +331,9 @@ class CompreFaceService:
         """The probe's largest face against this one example."""
         face_id = face_id_of(image_id)
         try:
-            out, elapsed = await _timed(lambda: self._recognition.verify_face(image, face_id))
+            out, elapsed = await _timed(
+                lambda: self._recognition.verify_face(image, face_id, collection=collection)
+            )
         except NotFound as exc:
             raise ImageNotFound(f"Image with id {image_id} not found") from exc
         if out.face is None or out.distance is None:
@@ -294,7 +349,7 @@ class CompreFaceService:
         x1, y1, x2, y2 = face.box
         out = FaceOut(
             box=BoxOut(
-                probability=_rounded(face.score),
+                probability=_rounded(face.detection_score),
                 x_min=round(x1),
                 y_min=round(y1),
                 x_max=round(x2),
@@ -319,7 +374,7 @@ def _chosen(faces: Found[T], options: FaceOptions) -> Found[T]:
     """Faces over det_prob_threshold, largest first, at most `limit` (0: all); none left
     is CompreFace's "no face" error."""
     threshold = options.det_prob_threshold
-    kept = [pair for pair in faces if threshold is None or pair[0].score >= threshold]
+    kept = [pair for pair in faces if threshold is None or pair[0].detection_score >= threshold]
     if not kept:
         raise NoFaceFound(NO_FACE)
     kept.sort(key=lambda pair: -_area(pair[0]))
