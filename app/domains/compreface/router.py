@@ -5,20 +5,22 @@ CompreFace's own REST API description is its contract (docs/compat-compreface.md
 Keys: the `x-api-key` header is our X-API-Key. Listing needs `read`; adding, renaming
 and deleting `enroll`; recognize, verify and detect `verify`; verifying against a saved
 example (an image_id only a reader can know) `verify` and `read`. Each call works in the
-key's collection (`collection_for`), and changes are audited as the key's.
+key's collection (`collection_for`), changes are audited as the key's, and recognize and
+verify answers go to the decision log (FACESVC_RECORD_DECISIONS) as /v1's do.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from app.api.deps import EnrollKey, ReadKey, VerifyKey, from_state
 from app.api.forms import parse_form, parse_json
 from app.core import bounds
 from app.core.access import Principal, Scope
 from app.core.errors import Forbidden, ValidationFailed
+from app.core.store.audit_trail import DecisionLog
 from app.domains.compreface.schemas import (
     DeletedOut,
     FaceOptions,
@@ -44,6 +46,7 @@ PREFIX = "/api/v1/"
 router = APIRouter(prefix="/api/v1", tags=["compreface"], include_in_schema=False)
 
 CompreFace = Annotated[CompreFaceService, Depends(from_state("compreface"))]
+Decisions = Annotated[DecisionLog, Depends(from_state("decision_log"))]
 FILE = ("file",)
 PAIR = ("source_image", "target_image")
 
@@ -202,14 +205,23 @@ async def delete_example(image_id: str, key: EnrollKey, service: CompreFace) -> 
     response_model_exclude_none=True,
 )
 async def verify_example(
-    image_id: str, request: Request, key: VerifyKey, options: Options, service: CompreFace
+    image_id: str,
+    request: Request,
+    key: VerifyKey,
+    options: Options,
+    service: CompreFace,
+    log: Decisions,
+    background: BackgroundTasks,
 ) -> FacesOut:
     if not may_read(key):
         raise Forbidden("verifying against a saved example needs the 'read' scope too")
     form = await parse_form(request, ImageForm, FILE, service.max_image_bytes)
-    return await service.verify_example(
+    out, decided = await service.verify_example(
         image_id, form.file, options, collection=collection_for(key)
     )
+    if log.enabled:
+        background.add_task(log.record, key, decided)
+    return out
 
 
 # ---------------------------------------------------------------- recognize, verify, detect
@@ -217,12 +229,20 @@ async def verify_example(
 
 @router.post("/recognition/recognize", response_model=FacesOut, response_model_exclude_none=True)
 async def recognize(
-    request: Request, key: VerifyKey, options: Options, service: CompreFace
+    request: Request,
+    key: VerifyKey,
+    options: Options,
+    service: CompreFace,
+    log: Decisions,
+    background: BackgroundTasks,
 ) -> FacesOut:
     form = await parse_form(request, ImageForm, FILE, service.max_image_bytes)
-    return await service.recognize(
+    out, decided = await service.recognize(
         form.file, options, may_read=may_read(key), collection=collection_for(key)
     )
+    if log.enabled:  # as /v1/recognize: after the answer is sent
+        background.add_task(log.record, key, decided)
+    return out
 
 
 @router.post(

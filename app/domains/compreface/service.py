@@ -22,6 +22,7 @@ from app.core.access import Principal
 from app.core.decision.similarity import similarity
 from app.core.errors import FacesvcError, NoFaceFound, NotFound
 from app.core.store.audit_trail import failures_audited
+from app.core.store.repos.audit import Decision
 from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.domains.compreface.schemas import (
     BoxOut,
@@ -53,6 +54,7 @@ from app.domains.shared import Name
 NO_FACE = "No face is found in the given image"
 MAX_FACE_ID = 2**63 - 1  # BIGINT
 T = TypeVar("T")
+Answer = tuple[T, list[Decision]]  # an answer and what it decided (the decision log)
 
 
 def collection_for(principal: Principal) -> str:
@@ -271,10 +273,11 @@ class CompreFaceService:
 
     async def recognize(
         self, image: bytes, options: FaceOptions, *, may_read: bool, collection: str
-    ) -> FacesOut:
+    ) -> Answer[FacesOut]:
         """Every face, largest first, with its `prediction_count` nearest subjects: all of
         them for a key that may read the gallery (CompreFace's own behaviour: the client
-        judges by similarity), else only those within the threshold."""
+        judges by similarity), else only those within the threshold. With the decision
+        of each face answered, for the decision log."""
         form = RecognizeForm(
             image=image,
             top_k=options.prediction_count,
@@ -285,7 +288,19 @@ class CompreFaceService:
         out, elapsed = await _timed(lambda: self._recognition.recognize(form, may_read=may_read))
         found = [(f.face, f) for f in out.faces if f.face is not None]
         faces = []
+        decided = []
         for detected, answer in _chosen(found, options):
+            known = answer.identity
+            decided.append(
+                Decision(
+                    "recognize",
+                    "known" if known is not None else "unknown",
+                    known.id if known is not None else None,
+                    answer.distance,
+                    out.threshold,
+                    collection,
+                )
+            )
             subjects: dict[str, float] = {}
             for candidate in answer.candidates:  # nearest first; a name counts once
                 name = candidate.identity.name
@@ -295,7 +310,7 @@ class CompreFaceService:
                 SubjectSimilarity(subject=n, similarity=s) for n, s in subjects.items()
             ]
             faces.append(face)
-        return FacesOut(result=faces, plugins_versions=self._plugins(options))
+        return FacesOut(result=faces, plugins_versions=self._plugins(options)), decided
 
     async def detect(self, image: bytes, options: FaceOptions) -> FacesOut:
         out, elapsed = await _timed(lambda: self._recognition.detect(DetectForm(image=image)))
@@ -327,8 +342,8 @@ class CompreFaceService:
 
     async def verify_example(
         self, image_id: str, image: bytes, options: FaceOptions, *, collection: str
-    ) -> FacesOut:
-        """The probe's largest face against this one example."""
+    ) -> Answer[FacesOut]:
+        """The probe's largest face against this one example; with its decision."""
         face_id = face_id_of(image_id)
         try:
             out, elapsed = await _timed(
@@ -341,7 +356,10 @@ class CompreFaceService:
         (chosen,) = [face for face, _ in _chosen([(out.face, None)], options)]
         face = self._face(chosen, options, elapsed)
         face.similarity = _rounded(similarity(out.distance, out.threshold))
-        return FacesOut(result=[face], plugins_versions=self._plugins(options))
+        identity_id = out.identity.id if out.identity is not None else None
+        result = "match" if out.match else "no_match"
+        decision = Decision("verify", result, identity_id, out.distance, out.threshold, collection)
+        return FacesOut(result=[face], plugins_versions=self._plugins(options)), [decision]
 
     # ------------------------------------------------------------ shaping
 

@@ -14,7 +14,7 @@ import httpx
 
 from app.core.store.repos.keys import create_key
 from tests.support.factories import people, photo, upload
-from tests.support.service import Api
+from tests.support.service import Api, MakeApi
 
 SUBJECTS = "/api/v1/recognition/subjects"
 FACES = "/api/v1/recognition/faces"
@@ -161,3 +161,30 @@ def test_changes_through_the_compreface_api_are_audited(api: Api) -> None:
         ("identity.delete", "ok", {"identity_id": identity_id}),
         ("identity.delete", "not_found", {}),
     ]
+
+
+def test_answers_go_to_the_decision_log(make_api: MakeApi) -> None:
+    """With FACESVC_RECORD_DECISIONS, /api/v1's recognize and verify are recorded as
+    /v1's are: the key, the result, the identity, the key's collection."""
+    api = make_api(record_decisions=True)
+    a, stranger = people(2)
+    _ok(api.post("/v1/collections", json={"name": "north"}), 201)
+    key = _bound_key(api, ["north"])
+    image_id = _add_example(api, key, "Ada", photo(a))
+    (ada,) = _ok(api.get("/v1/identities", params={"collection": "north"}))["items"]
+
+    known = _ok(_call(api, key, "POST", RECOGNIZE, files={"file": upload(photo(a, 2))}))
+    _ok(_call(api, key, "POST", RECOGNIZE, files={"file": upload(photo(stranger))}))
+    verify = f"{FACES}/{image_id}/verify"
+    _ok(_call(api, key, "POST", verify, files={"file": upload(photo(a, 2))}))
+    _ok(_call(api, key, "POST", verify, files={"file": upload(photo(stranger))}))
+
+    items = _ok(api.get("/v1/decisions", params={"actor": _prefix(key)}))["items"]
+    rows = [(d["action"], d["result"], d["identity_id"], d["collection"]) for d in items[::-1]]
+    assert rows == [
+        ("recognize", "known", ada["id"], "north"),
+        ("recognize", "unknown", None, "north"),
+        ("verify", "match", ada["id"], "north"),
+        ("verify", "no_match", ada["id"], "north"),
+    ]
+    assert known["result"][0]["subjects"][0]["subject"] == "Ada"
