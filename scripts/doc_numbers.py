@@ -24,6 +24,7 @@ GALLERY_SIZES = (1, 10, 100, 247, 1000, 10000)
 def numbers() -> dict[str, str]:
     """Every quotable number, by name, as the docs write it."""
     from app.core.decision.calibration import from_built_in
+    from app.core.decision.open_set import GalleryModel
     from app.core.model.backbones.dlib_resnet import CALIBRATION, CALIBRATION_L2
 
     tau: Callable[[float], str] = lambda v: f"{v:.4f}"  # noqa: E731
@@ -39,6 +40,13 @@ def numbers() -> dict[str, str]:
         derived = from_built_in(CALIBRATION_L2, size)
         out[f"tau_identify_at_{size}"] = tau(derived.tau_identify)
         out[f"fnir_identify_at_{size}"] = pct(derived.fnir_identify)
+    # The built-in cohort's 1:N tau on d1 / c (docs/open-set.md section 0).
+    cohort = CALIBRATION_L2.cohort or {}
+    model = GalleryModel.from_dict(cohort["gallery_model"])
+    out["cohort_k"] = str(cohort["k"])
+    out["cohort_min_gallery"] = str(cohort["min_gallery"])
+    for size in GALLERY_SIZES:
+        out[f"cohort_tau_at_{size}"] = tau(model.tau_for_fpir(cohort["fpir"], size))
     return out
 
 

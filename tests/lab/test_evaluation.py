@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app.core.decision.cohort import Cohort
+from app.core.decision.open_set_rule import OpenSetRule
 from app.lab.evaluation import metrics
 from app.lab.evaluation.cache import MISSING, EmbeddingCache, embed_face_set
 from app.lab.evaluation.dataset import FaceSet, load_face_set, read_lfw_pairs
@@ -547,3 +549,27 @@ def test_shared_face_sets_match_their_readme() -> None:
     orl = load_face_set(SHARED_FACES / "orl")
     assert (len(orl.identities), len(orl.images), orl.pairs_file) == (40, 400, None)
     assert "README" not in orl.identities
+
+
+def test_evaluate_scores_section_3_the_way_the_service_rule_says(tmp_path: Path) -> None:
+    """With a rule (what `facesvc eval` passes by default) section 3's distances become
+    the service's cohort scores d1 / c, capped, and its default tau the rule's for this
+    gallery size. Cohort: one face at 5, k = 1, so c = (probe - 5)^2."""
+    face_set = open_set_face_set(tmp_path)
+    embeddings = embeddings_1d(face_set, OPEN_SET_VALUES)
+    cohort = Cohort(np.array([[5.0]], dtype=np.float32), 1)
+    sizes: list[int] = []
+
+    def rule(gallery_size: int) -> OpenSetRule:
+        sizes.append(gallery_size)
+        return OpenSetRule(cohort, 1.0, None, "score", "built_in_cohort", distance_cap=50.0)
+
+    report = evaluate(face_set, embeddings, model="toy", default_tau=10.0, open_set_rule=rule)
+    assert sizes == [2] and report["gallery_size"] == 2
+    assert (report["open_set_score"], report["default_tau"]) == ("built_in_cohort", 1.0)
+    # Mated: a2 = 1 -> 1 / 16 (right); c2 = 4 -> 16 / 1 (wrong person). Non-mated: b1 3 ->
+    # 9 / 4, d1 7 -> 9 / 4; b2 20 (100) and d2 30 (400) are beyond the cap: never accepted.
+    assert (report["fpir_at_default_tau"], report["fnir_at_default_tau"]) == (0.0, 0.5)
+    assert report["fnir_at_fpir"]["0.1"] == {"fnir": 0.5, "tau": np.nextafter(2.25, BELOW)}
+    plain = evaluate(face_set, embeddings, model="toy", default_tau=10.0)
+    assert (plain["open_set_score"], plain["fpir_at_default_tau"]) == ("distance", 0.5)
