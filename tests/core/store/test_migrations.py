@@ -48,6 +48,9 @@ ROWS: dict[str, list[dict[str, Any]]] = {
             "metadata": {"team": "x", "n": [1, 2]},
             "created_at": WHEN,
             "updated_at": WHEN,
+            # from 0004 on (left out before it): the default collection, which 0004
+            # gives every identity enrolled before it
+            "collection_id": 1,
         }
     ],
     "faces": [
