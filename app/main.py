@@ -41,6 +41,8 @@ from app.domains.compreface.router import PREFIX as COMPREFACE_PREFIX
 from app.domains.compreface.router import compreface_error
 from app.domains.compreface.router import router as compreface_router
 from app.domains.compreface.service import CompreFaceService
+from app.domains.console.router import pages as console_pages
+from app.domains.console.router import router as console_router
 from app.domains.health.docs import docs_router
 from app.domains.health.router import metrics_router
 from app.domains.health.router import router as health_router
@@ -251,6 +253,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.include_router(audit_router)
     app.include_router(compreface_router)
     app.include_router(metrics_router(settings.metrics))
+    app.include_router(console_router)
+    if settings.console:
+        app.include_router(console_pages)
     if settings.docs != "off":
         app.include_router(docs_router(keyed=settings.docs == "key"))
     app.openapi = openapi.document(app)  # type: ignore[method-assign]

@@ -1,0 +1,185 @@
+// The gallery page: list (paged, find by external id), enroll from a file, delete.
+import { ApiError, call } from "/console/api.js";
+import { t } from "/console/strings.js";
+
+const PAGE_SIZE = 20;
+const $ = (id) => document.getElementById(id);
+
+function say(element, text, kind = "") {
+  element.textContent = text;
+  element.className = kind;
+}
+
+export function setUpGallery(session) {
+  // cursors[i] is the cursor of page i (null: the first)
+  let cursors = [null];
+  let next = null;
+  let externalId = "";
+  let loaded = false;
+
+  function row(person) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = person.id;
+    for (const text of [
+      person.name,
+      person.external_id ?? "",
+      new Date(person.created_at).toLocaleString(),
+    ]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const actions = document.createElement("td");
+    if (session.may("enroll")) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "delete";
+      remove.textContent = t("delete");
+      remove.setAttribute("aria-label", t("deleteLabel", { name: person.name }));
+      remove.addEventListener("click", () => confirmDelete(person, remove));
+      actions.append(remove);
+    }
+    tr.append(actions);
+    return tr;
+  }
+
+  async function load() {
+    const status = $("gallery-status");
+    say(status, "");
+    try {
+      const page = await call("GET", "/v1/identities", {
+        query: {
+          cursor: cursors.at(-1),
+          limit: PAGE_SIZE,
+          external_id: externalId,
+          collection: session.collection,
+        },
+      });
+      next = page.next_cursor;
+      $("people").replaceChildren(...page.items.map(row));
+      const empty = $("gallery-empty");
+      empty.hidden = page.items.length > 0;
+      empty.textContent = externalId ? t("nobodyFound", { id: externalId }) : t("noPeople");
+      $("page-info").textContent = t("pageInfo", {
+        page: cursors.length,
+        count: page.items.length,
+      });
+      $("next-page").disabled = next === null;
+      $("first-page").disabled = cursors.length === 1;
+      loaded = true;
+    } catch (error) {
+      say(status, error instanceof ApiError ? error.text : String(error), "error");
+    }
+  }
+
+  function confirmDelete(person, opener) {
+    const dialog = $("confirm-delete");
+    $("confirm-text").textContent = t("confirmText", { name: person.name });
+    dialog.returnValue = "";
+    dialog.addEventListener(
+      "close",
+      async () => {
+        opener.focus();
+        if (dialog.returnValue !== "delete") {
+          return;
+        }
+        const status = $("gallery-status");
+        try {
+          await call("DELETE", `/v1/identities/${person.id}`, {
+            query: { collection: session.collection },
+          });
+          await load();
+          say(status, t("deleted", { name: person.name }), "success");
+        } catch (error) {
+          say(status, error instanceof ApiError ? error.text : String(error), "error");
+        }
+      },
+      { once: true },
+    );
+    dialog.showModal();
+  }
+
+  $("find-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    externalId = $("find-id").value.trim();
+    cursors = [null];
+    load();
+  });
+  $("show-all").addEventListener("click", () => {
+    $("find-id").value = externalId = "";
+    cursors = [null];
+    load();
+  });
+  $("next-page").addEventListener("click", () => {
+    if (next !== null) {
+      cursors.push(next);
+      load();
+    }
+  });
+  $("first-page").addEventListener("click", () => {
+    cursors = [null];
+    load();
+  });
+
+  $("enroll-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = $("enroll-status");
+    const file = $("enroll-photo").files[0];
+    if (!file) {
+      say(status, t("chooseFile"), "error");
+      return;
+    }
+    const form = new FormData();
+    form.set("image", file);
+    form.set("name", $("enroll-name").value.trim());
+    const external = $("enroll-external-id").value.trim();
+    if (external) {
+      form.set("external_id", external);
+    }
+    form.set("largest_face", $("enroll-largest").checked ? "true" : "false");
+    form.set("collection", session.collection);
+    const button = event.submitter;
+    button.disabled = true;
+    say(status, t("enrolling"));
+    try {
+      const answer = await call("POST", "/v1/identities", { form });
+      const score = answer.face.detection_score;
+      say(
+        status,
+        t("enrolled", {
+          name: answer.identity.name,
+          score: score === null ? t("notShown") : score.toFixed(4),
+        }),
+        "success",
+      );
+      event.target.reset();
+      if (session.may("read")) {
+        await load();
+      }
+    } catch (error) {
+      say(status, error instanceof ApiError ? error.text : String(error), "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  return {
+    reset() {
+      cursors = [null];
+      externalId = "";
+      loaded = false;
+      $("find-id").value = "";
+      $("people").replaceChildren();
+      say($("enroll-status"), "");
+      say($("gallery-status"), "");
+    },
+    show() {
+      $("gallery-denied").hidden = session.may("read");
+      $("gallery-list").hidden = !session.may("read");
+      $("enroll-form").hidden = !session.may("enroll");
+      if (session.may("read") && !loaded) {
+        load();
+      }
+    },
+  };
+}

@@ -1,0 +1,332 @@
+"""The operator's console (/console) driven in headless Chromium against the real service
+(uvicorn, the real model, real photos), on SQLite and PostgreSQL: sign in with a key,
+enroll two people from files, a clear message for a photo without a face, recognize one of
+them and a stranger (decision, figures, the face box drawn), delete one with confirmation;
+a key that may read but not delete sees no delete button and the API refuses it anyway.
+Every request the pages make is checked to go to the service and nowhere else.
+
+Chromium is Debian's (`apt-get install chromium`, .ci/run does it), driven through
+Playwright's Python API; Playwright's own browser downloads are never used. Without
+Chromium the test skips. FACESVC_SCREENSHOT_DIR=docs/console keeps the screenshots there
+(how the PNGs of docs/console/ were made).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.core.config import Settings
+from app.core.model.pipeline import FacePipeline
+from app.main import create_app
+from tests.support.factories import no_face, people, photo, photo_path
+from tests.support.live import live_server
+
+CHROMIUM = os.environ.get("FACESVC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+WAIT_MS = 60_000  # a first inference on a busy CI machine
+KEYS = {"admin": ["admin"], "enroll": ["enroll"], "read": ["read"], "verify": ["verify"]}
+
+
+@pytest.fixture
+def served(settings: Settings, pipeline: FacePipeline) -> Iterator[dict[str, Any]]:
+    """The service behind real uvicorn; a key per entry of KEYS."""
+    setup = create_app(settings, pipeline=pipeline)
+    with TestClient(setup) as client:
+        keys = _make_keys(client, setup)
+    app = create_app(settings, pipeline=pipeline)
+    with live_server(app, log_level="warning") as base:
+        yield {"base": base, "keys": keys}
+
+
+def _make_keys(client: TestClient, app: Any) -> dict[str, str]:
+    from app.core.store.repos.keys import create_key
+
+    async def make() -> dict[str, str]:
+        out = {}
+        async with app.state.sessions() as session, session.begin():
+            for name, scopes in KEYS.items():
+                _, out[name] = await create_key(session, f"console-{name}", scopes)
+        return out
+
+    assert client.portal is not None
+    made: dict[str, str] = client.portal.call(make)
+    return made
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Console:
+    """A tablet-sized page of the console whose requests may reach only the service:
+    any other one is refused and noted, as is anything its CSP stopped."""
+
+    def __init__(self, browser: Any, base: str) -> None:
+        self.base = base
+        self.elsewhere: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+        self.context.route("**/*", self._only_the_service)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        self.page.on("console", self._refused)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _only_the_service(self, route: Any) -> None:
+        url = route.request.url
+        if url == self.base or url.startswith(self.base + "/"):
+            route.continue_()
+        else:
+            self.elsewhere.append(url)
+            route.abort()
+
+    def _refused(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.elsewhere.append(message.text)
+
+    def open(self) -> None:
+        answer = self.page.goto(f"{self.base}/console")
+        assert answer is not None and answer.status == 200
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+
+    def sign_in(self, key: str) -> None:
+        self.page.get_by_label("API key").fill(key)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def enroll(self, name: str, external_id: str, image: Path) -> str:
+        page = self.page
+        page.get_by_label("Name", exact=True).fill(name)
+        page.get_by_label("External id (optional)").fill(external_id)
+        page.get_by_label("Photo with one face").set_input_files(str(image))
+        page.get_by_role("button", name="Enroll", exact=True).click()
+        status = page.locator("#enroll-status")
+        page.wait_for_function(
+            "() => { const t = document.querySelector('#enroll-status').textContent;"
+            " return t !== '' && !t.includes('…'); }"
+        )
+        return str(status.inner_text())
+
+    def rows(self) -> list[str]:
+        return [str(text) for text in self.page.locator("#people tr td:first-child").all_inner_texts()]
+
+    def recognize(self, image: Path) -> dict[str, str]:
+        page = self.page
+        page.get_by_role("link", name="Test").click()
+        page.get_by_label("Photo to test").set_input_files(str(image))
+        page.get_by_role("button", name="Recognize").click()
+        page.locator("#result").wait_for(state="visible")
+        found = {
+            str(cell.get_attribute("data-figure")): str(cell.inner_text())
+            for cell in page.locator("#figures dd").all()
+        }
+        found["decision"] = str(page.locator("#decision").inner_text())
+        return found
+
+    def save(self, name: str, tmp_path: Path) -> None:
+        """The page (checked not to be blank), kept in FACESVC_SCREENSHOT_DIR."""
+        png = self.page.screenshot(full_page=True)
+        image = Image.open(io.BytesIO(png)).convert("L")
+        histogram = image.histogram()
+        assert max(histogram) < 0.97 * sum(histogram), f"{name}: the page looks blank"
+        keep = Path(os.environ.get("FACESVC_SCREENSHOT_DIR") or tmp_path)
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / name).write_bytes(png)
+
+
+def _watch_requests(console: Console) -> list[str]:
+    requested: list[str] = []
+    console.page.on("request", lambda request: requested.append(request.url))
+    return requested
+
+
+def _canvas_has_the_box(page: Any, rgb: tuple[int, int, int]) -> bool:
+    """Some pixels of the canvas are the box's colour (drawn over a photo)."""
+    script = """([r, g, b]) => {
+        const c = document.getElementById('probe-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            if (d[i] === r && d[i + 1] === g && d[i + 2] === b) n++;
+        }
+        return n;
+    }"""
+    count: int = page.evaluate(script, list(rgb))
+    return count > 200
+
+
+GREEN = (0x16, 0xA3, 0x4A)  # test.js: a known face's box
+RED = (0xE1, 0x1D, 0x48)  # an unknown one's
+
+
+def test_sign_in_enroll_recognize_delete(
+    served: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    a, b, stranger = people(3)
+    console = Console(browser, served["base"])
+    requested = _watch_requests(console)
+    page = console.page
+    console.open()
+    console.save("signin.png", tmp_path)
+
+    console.sign_in("fsk_0123456789ab_not-a-key")
+    page.get_by_text("This key was refused").wait_for()
+    assert page.locator("#page-gallery").is_hidden()
+
+    key = served["keys"]["admin"]
+    console.sign_in(key)
+    page.get_by_text("Signed in as console-admin (admin)").wait_for()
+    allows = page.locator("#key-allows li").all_inner_texts()
+    assert "enroll, rename and delete people" in allows and "see the gallery" in allows
+    page.get_by_text("Nobody is enrolled here yet.").wait_for()
+
+    # a photo without a face: the operator is told so, nobody is enrolled
+    blank = tmp_path / "no-face.png"
+    blank.write_bytes(no_face())
+    said = console.enroll("Nobody", "", blank)
+    assert said.startswith("No face was found in this photo")
+    assert console.rows() == []
+
+    for person in (a, b):
+        said = console.enroll(person.replace("_", " "), person, photo_path(person))
+        assert said.startswith(f"Enrolled {person.replace('_', ' ')}: face found"), said
+        score = float(said.rsplit(" ", 1)[1].rstrip("."))
+        assert 0.5 < score <= 1.0
+    page.wait_for_function("() => document.querySelectorAll('#people tr').length === 2")
+    assert console.rows() == [a.replace("_", " "), b.replace("_", " ")]
+    console.save("gallery.png", tmp_path)
+
+    # find by external id: one row
+    page.get_by_label("Find by external id").fill(b)
+    page.get_by_role("button", name="Find", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('#people tr').length === 1")
+    assert console.rows() == [b.replace("_", " ")]
+    page.get_by_role("button", name="Show all").click()
+    page.wait_for_function("() => document.querySelectorAll('#people tr').length === 2")
+
+    # the second photo of a: recognized, its figures shown and the box drawn in green
+    known = console.recognize(photo_path(a, 2))
+    assert known["decision"] == f"Recognized: {a.replace('_', ' ')}"
+    assert float(known["distance"]) <= float(known["threshold"])
+    assert float(known["margin"]) > 0 and float(known["detectionScore"]) > 0.5
+    assert known["externalIdShort"] == a
+    assert _canvas_has_the_box(page, GREEN)
+    console.save("test-recognized.png", tmp_path)
+
+    # a stranger: unknown, the nearest distance (the key may read) beyond the threshold
+    unknown = console.recognize(photo_path(stranger))
+    assert unknown["decision"].startswith("Unknown")
+    assert float(unknown["distance"]) > float(unknown["threshold"])
+    assert _canvas_has_the_box(page, RED) and not _canvas_has_the_box(page, GREEN)
+    console.save("test-unknown.png", tmp_path)
+
+    # delete b, after a confirmation; cancel first keeps them
+    page.get_by_role("link", name="Gallery").click()
+    name_b = b.replace("_", " ")
+    page.get_by_role("button", name=f"Delete {name_b}").click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for()
+    assert name_b in dialog.inner_text()
+    console.save("delete-confirm.png", tmp_path)
+    dialog.get_by_role("button", name="Cancel").click()
+    assert console.rows() == [a.replace("_", " "), name_b]
+    page.get_by_role("button", name=f"Delete {name_b}").click()
+    dialog.get_by_role("button", name="Delete for good").click()
+    page.get_by_text(f"Deleted {name_b}.").wait_for()
+    assert console.rows() == [a.replace("_", " ")]
+
+    # b is gone for the service too: their photo is now a stranger's
+    gone = console.recognize(photo_path(b, 2))
+    assert gone["decision"].startswith("Unknown")
+
+    # the key stayed in the tab's storage, never in a URL; nothing went elsewhere
+    assert page.evaluate("() => sessionStorage.getItem('facesvc.apiKey')") == key
+    assert not [url for url in requested if key in url]
+    assert console.elsewhere == [], f"the console reached beyond the service: {console.elsewhere}"
+    assert console.errors == []
+
+
+def test_a_key_that_may_not_delete_sees_no_delete_button(
+    served: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    """Per docs/security.md `enroll` may delete, so the key without delete rights that
+    still sees the gallery is a `read` key; the API refuses its delete with a 403."""
+    import httpx
+
+    a = people(1)[0]
+    base, keys = served["base"], served["keys"]
+    enrolled = httpx.post(
+        f"{base}/v1/identities",
+        headers={"X-API-Key": keys["enroll"]},
+        files={"image": ("a.jpg", photo(a), "image/jpeg")},
+        data={"name": "Door Person", "external_id": a},
+        timeout=120,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    identity = enrolled.json()["identity"]["id"]
+
+    console = Console(browser, base)
+    page = console.page
+    console.open()
+    console.sign_in(keys["read"])
+    page.get_by_text("Signed in as console-read (read)").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#people tr').length === 1")
+    assert console.rows() == ["Door Person"]
+    assert page.locator("#people button").count() == 0
+    assert page.get_by_role("button", name="Delete Door Person").count() == 0
+    assert page.locator("#enroll-form").is_hidden()  # no enroll either
+    page.get_by_role("link", name="Test").click()
+    page.get_by_text("This key may not test faces").wait_for()
+    console.save("read-only.png", tmp_path)
+
+    refused = httpx.delete(
+        f"{base}/v1/identities/{identity}", headers={"X-API-Key": keys["read"]}, timeout=30
+    )
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    still = httpx.get(
+        f"{base}/v1/identities/{identity}", headers={"X-API-Key": keys["read"]}, timeout=30
+    )
+    assert still.status_code == 200
+
+    # a verify key: tests faces, sees no gallery at all
+    page.get_by_role("button", name="Sign out").click()
+    console.sign_in(keys["verify"])
+    page.get_by_text("Signed in as console-verify (verify)").wait_for()
+    page.get_by_role("link", name="Gallery").click()
+    page.get_by_text("This key may not see the gallery").wait_for()
+    assert page.locator("#people button").count() == 0
+    assert console.elsewhere == [] and console.errors == []
+
+
+def test_the_console_files_are_served_with_a_strict_policy(served: dict[str, Any]) -> None:
+    import httpx
+
+    base = served["base"]
+    for name, kind in [("", "text/html"), ("/app.js", "text/javascript"), ("/console.css", "text/css")]:
+        answer = httpx.get(f"{base}/console{name}", timeout=30)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy
+        assert "unsafe" not in policy
+    for name in ("router.py", "..%2Frouter.py", "nothing.js", "static"):
+        answer = httpx.get(f"{base}/console/{name}", timeout=30)
+        assert answer.status_code == 404 and answer.json()["error"] == "not_found"
