@@ -27,6 +27,9 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/docs"): ANY,
     ("GET", "/redoc"): ANY,
     ("GET", "/docs-assets/{asset}"): PUBLIC,  # Swagger UI's and ReDoc's own files
+    ("GET", "/console"): PUBLIC,  # the console's pages; each of their API calls is keyed
+    ("GET", "/console/{file}"): PUBLIC,
+    ("GET", "/v1/whoami"): ANY,
     ("POST", "/v1/identities"): "enroll",
     ("POST", "/v1/identities/{identity_id}/faces"): "enroll",
     ("PATCH", "/v1/identities/{identity_id}"): "enroll",
@@ -132,6 +135,7 @@ def call(api: Api, caller: str, method: str, path: str, ids: dict[str, str]) -> 
         name="dlib-resnet-v1",
         job_id=ids["job_id"],
         asset="swagger-ui.css",
+        file="app.js",
     )
     kw: dict[str, Any] = {}
     if path.startswith("/v1/collections"):

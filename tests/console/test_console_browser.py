@@ -127,7 +127,9 @@ class Console:
         return str(status.inner_text())
 
     def rows(self) -> list[str]:
-        return [str(text) for text in self.page.locator("#people tr td:first-child").all_inner_texts()]
+        return [
+            str(text) for text in self.page.locator("#people tr td:first-child").all_inner_texts()
+        ]
 
     def recognize(self, image: Path) -> dict[str, str]:
         page = self.page
@@ -321,7 +323,11 @@ def test_the_console_files_are_served_with_a_strict_policy(served: dict[str, Any
     import httpx
 
     base = served["base"]
-    for name, kind in [("", "text/html"), ("/app.js", "text/javascript"), ("/console.css", "text/css")]:
+    for name, kind in [
+        ("", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/console.css", "text/css"),
+    ]:
         answer = httpx.get(f"{base}/console{name}", timeout=30)
         assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
         policy = answer.headers["content-security-policy"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.access import IMPLIED, Principal, Scope
 
-WHOAMI_EXAMPLE = {
+WHOAMI_EXAMPLE: dict[str, Any] = {
     "name": "front-door",
-    "prefix": "fsk_3b1f0c2d9e8a",
+    "prefix": "3b1f0c2d9e8a",
     "scopes": ["enroll"],
     "allows": ["enroll", "read"],
-    "collections": None,
+    "collections": ["front-door"],
 }
 
 
@@ -19,13 +21,15 @@ class WhoAmI(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [WHOAMI_EXAMPLE]})
 
     name: str = Field(description="The key's name (`open-mode` when no key is checked).")
-    prefix: str | None = Field(description="The key's public id; null in open mode.")
+    prefix: str | None = Field(
+        description="The key's public id (fsk_<prefix>_...); null in open mode."
+    )
     scopes: list[str] = Field(description="The scopes the key was created with.")
     allows: list[str] = Field(
         description="Every scope those grant (admin grants all, enroll grants read)."
     )
     collections: list[str] | None = Field(
-        description="The collections the key is bound to; null: every collection."
+        None, description="The collections the key is bound to; null: every collection."
     )
 
     @classmethod
