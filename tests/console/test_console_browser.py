@@ -116,7 +116,7 @@ class Console:
     def enroll(self, name: str, external_id: str, image: Path) -> str:
         page = self.page
         page.get_by_label("Name", exact=True).fill(name)
-        page.get_by_label("External id (optional)").fill(external_id)
+        page.get_by_label("External id (optional)", exact=True).fill(external_id)
         page.get_by_label("Photo with one face").set_input_files(str(image))
         page.get_by_role("button", name="Enroll", exact=True).click()
         status = page.locator("#enroll-status")
@@ -336,3 +336,106 @@ def test_the_console_files_are_served_with_a_strict_policy(served: dict[str, Any
     for name in ("router.py", "..%2Frouter.py", "nothing.js", "static"):
         answer = httpx.get(f"{base}/console/{name}", timeout=30)
         assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+
+
+def _y4m(photo_file: Path, out: Path) -> Path:
+    """A one-frame Y4M video (4:2:0) of a photo: Chromium's fake webcam plays it in a loop."""
+    import numpy as np
+
+    image = Image.open(photo_file).convert("RGB")
+    width, height = (side - side % 2 for side in image.size)
+    y, cb, cr = (
+        np.asarray(plane) for plane in image.crop((0, 0, width, height)).convert("YCbCr").split()
+    )
+
+    def half(plane: Any) -> bytes:
+        quarter = plane.reshape(height // 2, 2, width // 2, 2).astype(np.uint16).mean(axis=(1, 3))
+        return bytes(np.round(quarter).astype(np.uint8))
+
+    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
+    out.write_bytes(header + b"FRAME\n" + bytes(y) + half(cb) + half(cr))
+    return out
+
+
+@pytest.fixture
+def webcam_browser(tmp_path: Path) -> Iterator[Any]:
+    """Chromium whose webcam is a fake device playing a real face photo."""
+    video = _y4m(photo_path(people(4)[3]), tmp_path / "webcam.y4m")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",  # the permission prompt answered yes
+                f"--use-file-for-fake-video-capture={video}",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _live_box(page: Any, prefix: str) -> None:
+    """/v1/detect found the one face of the webcam's picture and drew its box."""
+    page.locator(f"#{prefix}-camera-status").get_by_text("One face, detection score").wait_for()
+    page.wait_for_function(
+        """(id) => {
+            const c = document.getElementById(id);
+            if (!c.width) return false;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
+            return false;
+        }""",
+        arg=f"{prefix}-overlay",
+    )
+
+
+def test_enroll_and_recognize_from_the_webcam(
+    served: dict[str, Any], webcam_browser: Any, tmp_path: Path
+) -> None:
+    """The webcam path with Chromium's fake media stream playing a real face photo: a live
+    face box before the photo is taken, then enroll it and recognize it again; verify
+    against the claimed external id too."""
+    person = people(4)[3]
+    name = person.replace("_", " ")
+    console = Console(webcam_browser, served["base"])
+    page = console.page
+    console.context.grant_permissions(["camera"], origin=served["base"])
+    console.open()
+    console.sign_in(served["keys"]["admin"])
+    page.get_by_text("Nobody is enrolled here yet.").wait_for()
+
+    page.locator("#enroll-form").get_by_role("button", name="Use the webcam").click()
+    _live_box(page, "enroll")
+    console.save("enroll-webcam.png", tmp_path)
+    page.locator("#enroll-form").get_by_role("button", name="Take the photo").click()
+    page.get_by_text("Photo taken from the webcam.").wait_for()
+    assert page.locator("#enroll-camera").is_hidden()  # the webcam is closed again
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("External id (optional)", exact=True).fill(person)
+    page.get_by_role("button", name="Enroll", exact=True).click()
+    page.get_by_text(f"Enrolled {name}: face found with detection score").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#people tr').length === 1")
+
+    page.get_by_role("link", name="Test").click()
+    page.locator("#recognize-form").get_by_role("button", name="Use the webcam").click()
+    _live_box(page, "probe")
+    page.locator("#recognize-form").get_by_role("button", name="Take the photo").click()
+    page.get_by_role("button", name="Recognize").click()
+    page.locator("#result").wait_for(state="visible")
+    assert page.locator("#decision").inner_text() == f"Recognized: {name}"
+    assert _canvas_has_the_box(page, GREEN)
+
+    # verify the file of a stranger against the claimed person: no match
+    page.get_by_label("Photo to test").set_input_files(str(photo_path(people(1)[0])))
+    page.get_by_label("Claimed external id (optional)").fill(person)
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text(f"No match with {person}").wait_for()
+    figures = page.locator("#figures dd[data-figure]")
+    shown = {str(f.get_attribute("data-figure")): str(f.inner_text()) for f in figures.all()}
+    assert float(shown["distance"]) > float(shown["threshold"])
+    assert _canvas_has_the_box(page, RED)
+    assert console.elsewhere == [] and console.errors == []

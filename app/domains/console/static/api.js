@@ -39,6 +39,8 @@ export class ApiError extends Error {
         return t("errorForbidden", { detail: this.detail });
       case "conflict":
         return t("errorConflict", { detail: this.detail });
+      case "not_found":
+        return t("errorNotFound", { detail: this.detail });
       case "network":
         return t("errorNetwork");
       default:

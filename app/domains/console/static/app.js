@@ -73,8 +73,11 @@ async function showSignedIn(pages) {
   route(pages);
 }
 
-function showSignedOut() {
+function showSignedOut(pages) {
   session.who = null;
+  for (const page of Object.values(pages)) {
+    page.reset();
+  }
   for (const page of PAGES) {
     $(`page-${page}`).hidden = true;
   }
@@ -92,6 +95,9 @@ function route(pages) {
   const current = PAGES.includes(wanted) ? wanted : "gallery";
   for (const page of PAGES) {
     $(`page-${page}`).hidden = page !== current;
+    if (page !== current) {
+      pages[page].leave(); // no webcam left running on a hidden page
+    }
   }
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.page === current) {
@@ -126,7 +132,7 @@ function start() {
   });
   $("sign-out").addEventListener("click", () => {
     forgetKey();
-    showSignedOut();
+    showSignedOut(pages);
   });
   $("collection").addEventListener("change", (event) => {
     session.collection = event.target.value;
@@ -143,10 +149,10 @@ function start() {
   if (key) {
     signIn(key, pages).catch(() => {
       forgetKey();
-      showSignedOut();
+      showSignedOut(pages);
     });
   } else {
-    showSignedOut();
+    showSignedOut(pages);
   }
 }
 

@@ -1,5 +1,6 @@
 // The gallery page: list (paged, find by external id), enroll from a file, delete.
 import { ApiError, call } from "/console/api.js";
+import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
 
 const PAGE_SIZE = 20;
@@ -16,6 +17,7 @@ export function setUpGallery(session) {
   let next = null;
   let externalId = "";
   let loaded = false;
+  const photos = setUpPhotoInput("enroll-photo", "enroll", session);
 
   function row(person) {
     const tr = document.createElement("tr");
@@ -124,7 +126,7 @@ export function setUpGallery(session) {
   $("enroll-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("enroll-status");
-    const file = $("enroll-photo").files[0];
+    const file = photos.photo();
     if (!file) {
       say(status, t("chooseFile"), "error");
       return;
@@ -153,6 +155,7 @@ export function setUpGallery(session) {
         "success",
       );
       event.target.reset();
+      photos.reset();
       if (session.may("read")) {
         await load();
       }
@@ -164,12 +167,14 @@ export function setUpGallery(session) {
   });
 
   return {
+    leave: () => photos.stopCamera(),
     reset() {
       cursors = [null];
       externalId = "";
       loaded = false;
       $("find-id").value = "";
       $("people").replaceChildren();
+      photos.reset();
       say($("enroll-status"), "");
       say($("gallery-status"), "");
     },

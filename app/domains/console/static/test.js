@@ -1,6 +1,7 @@
-// The test page: recognize a photo against the gallery; the decision, its figures, and
-// the face box drawn on the photo.
+// The test page: recognize a photo against the gallery, or verify it against one
+// claimed person; the decision, its figures, and the face box drawn on the photo.
 import { ApiError, call } from "/console/api.js";
+import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,7 +25,7 @@ function loadImage(file) {
   });
 }
 
-function draw(image, face, known, label) {
+function draw(image, face, good, label) {
   const canvas = $("probe-canvas");
   canvas.width = image.naturalWidth;
   canvas.height = image.naturalHeight;
@@ -36,7 +37,7 @@ function draw(image, face, known, label) {
   }
   const [x1, y1, x2, y2] = face.box;
   const width = Math.max(2, Math.round(canvas.width / 120));
-  const colour = known ? "#16a34a" : "#e11d48";
+  const colour = good ? "#16a34a" : "#e11d48";
   context.lineWidth = width;
   context.strokeStyle = colour;
   context.strokeRect(x1, y1, x2 - x1, y2 - y1);
@@ -63,11 +64,54 @@ function figures(rows) {
   }
 }
 
+function decide(good, text) {
+  const decision = $("decision");
+  decision.textContent = text;
+  decision.className = `decision ${good ? "known" : "unknown"}`;
+}
+
+async function recognize(form, session) {
+  // with read, an unknown face's nearest distance too
+  form.set("include_rejected", session.may("read") ? "true" : "false");
+  const answer = await call("POST", "/v1/recognize", { form });
+  const found = answer.faces[0];
+  const person = found.identity;
+  decide(Boolean(person), person ? t("decisionKnown", { name: person.name }) : t("decisionUnknown"));
+  const nearest = found.distance ?? found.candidates[0]?.distance ?? null;
+  figures([
+    ["distance", number(nearest)],
+    ["threshold", number(answer.threshold)],
+    ["margin", number(found.margin)],
+    ["detectionScore", number(found.face?.detection_score)],
+    ["externalIdShort", person?.external_id ?? t("notShown")],
+  ]);
+  return { face: found.face, good: Boolean(person), label: person ? person.name : "?" };
+}
+
+async function verify(form, claim) {
+  form.set("external_id", claim);
+  form.set("largest_face", "true");
+  const answer = await call("POST", "/v1/verify", { form });
+  const name = answer.identity?.name ?? claim;
+  decide(answer.match, answer.match ? t("decisionMatch", { name }) : t("decisionNoMatch", { id: claim }));
+  figures([
+    ["distance", number(answer.distance)],
+    ["threshold", number(answer.threshold)],
+    ["detectionScore", number(answer.face?.detection_score)],
+    ["externalIdShort", claim],
+  ]);
+  return { face: answer.face, good: answer.match, label: answer.match ? name : "✗" };
+}
+
 export function setUpTest(session) {
+  const photos = setUpPhotoInput("probe-photo", "probe", session);
+  $("probe-claim").addEventListener("input", (event) => {
+    $("probe-submit").textContent = event.target.value.trim() ? t("verify") : t("recognize");
+  });
   $("recognize-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("test-status");
-    const file = $("probe-photo").files[0];
+    const file = photos.photo();
     if (!file) {
       say(status, t("chooseFile"), "error");
       return;
@@ -75,30 +119,14 @@ export function setUpTest(session) {
     const form = new FormData();
     form.set("image", file);
     form.set("collection", session.collection);
-    // with read, an unknown face's nearest distance too
-    form.set("include_rejected", session.may("read") ? "true" : "false");
-    const button = event.submitter;
+    const claim = $("probe-claim").value.trim();
+    const button = $("probe-submit");
     button.disabled = true;
     say(status, t("recognizing"));
     $("result").hidden = true;
     try {
-      const answer = await call("POST", "/v1/recognize", { form });
-      const found = answer.faces[0];
-      const person = found.identity;
-      const decision = $("decision");
-      decision.textContent = person
-        ? t("decisionKnown", { name: person.name })
-        : t("decisionUnknown");
-      decision.className = `decision ${person ? "known" : "unknown"}`;
-      const nearest = found.distance ?? found.candidates[0]?.distance ?? null;
-      figures([
-        ["distance", number(nearest)],
-        ["threshold", number(answer.threshold)],
-        ["margin", number(found.margin)],
-        ["detectionScore", number(found.face?.detection_score)],
-        ["externalIdShort", person?.external_id ?? t("notShown")],
-      ]);
-      draw(await loadImage(file), found.face, Boolean(person), person ? person.name : "?");
+      const shown = claim ? await verify(form, claim) : await recognize(form, session);
+      draw(await loadImage(file), shown.face, shown.good, shown.label);
       $("result").hidden = false;
       say(status, "");
     } catch (error) {
@@ -109,8 +137,10 @@ export function setUpTest(session) {
   });
 
   return {
+    leave: () => photos.stopCamera(),
     reset() {
       $("result").hidden = true;
+      photos.reset();
       say($("test-status"), "");
     },
     show() {
