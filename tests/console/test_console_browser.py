@@ -41,7 +41,8 @@ KEYS = {"admin": ["admin"], "enroll": ["enroll"], "read": ["read"], "verify": ["
 
 @pytest.fixture
 def served(settings: Settings, pipeline: FacePipeline) -> Iterator[dict[str, Any]]:
-    """The service behind real uvicorn; a key per entry of KEYS."""
+    """The service behind real uvicorn, recording decisions; a key per entry of KEYS."""
+    settings = settings.model_copy(update={"record_decisions": True})
     setup = create_app(settings, pipeline=pipeline)
     with TestClient(setup) as client:
         keys = _make_keys(client, setup)
@@ -259,6 +260,34 @@ def test_sign_in_enroll_recognize_delete(
     # b is gone for the service too: their photo is now a stranger's
     gone = console.recognize(photo_path(b, 2))
     assert gone["decision"].startswith("Unknown")
+
+    # the door log: the three recognitions (newest first) and the audit trail
+    page.get_by_role("link", name="Door log").click()
+    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 3")
+    logged = [row.split("\t") for row in page.locator("#decisions tr").all_inner_texts()]
+    assert [row[2] for row in logged] == ["unknown", "unknown", "known"], logged
+    assert logged[2][3] == a.replace("_", " ") and logged[2][6] == "console-admin"
+    audited = [row.split("\t") for row in page.locator("#audit tr").all_inner_texts()]
+    creates = sorted(row[4] for row in audited if row[2] == "identity.create")
+    assert creates == ["no_face", "ok", "ok"], audited  # the refused one is recorded too
+    assert audited[0][2] == "identity.delete" and audited[0][4] == "ok"
+    console.save("door-log.png", tmp_path)
+    page.get_by_label("Result").select_option("granted")
+    page.get_by_role("button", name="Show", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 1")
+    page.get_by_label("From").fill("2099-01-01T00:00:00")
+    page.get_by_role("button", name="Show", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('#audit tr').length === 0")
+    assert page.locator("#decisions tr").count() == 0
+
+    # the model card
+    page.get_by_role("link", name="Model").click()
+    card = page.locator("#model-card")
+    card.wait_for()
+    threshold = card.locator("dd[data-figure='modelIdentify']").inner_text()
+    assert 0 < float(threshold) < 4
+    assert card.locator("dd[data-figure='modelGalleryFaces']").inner_text() == "1"
+    console.save("model.png", tmp_path)
 
     # the key stayed in the tab's storage, never in a URL; nothing went elsewhere
     assert page.evaluate("() => sessionStorage.getItem('facesvc.apiKey')") == key

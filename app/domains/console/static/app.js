@@ -1,10 +1,12 @@
 // The console's start: texts, sign-in, the page shown for the location's #hash.
 import { ApiError, call, forgetKey, keepKey, storedKey } from "/console/api.js";
 import { setUpGallery } from "/console/gallery.js";
+import { setUpLog } from "/console/log.js";
+import { setUpModel } from "/console/model.js";
 import { t } from "/console/strings.js";
 import { setUpTest } from "/console/test.js";
 
-const PAGES = ["gallery", "test"];
+const PAGES = ["gallery", "test", "log", "model"];
 const SCOPE_TEXT = {
   admin: "scopeAdmin",
   enroll: "scopeEnroll",
@@ -117,7 +119,12 @@ async function signIn(key, pages) {
 
 function start() {
   fillTexts();
-  const pages = { gallery: setUpGallery(session), test: setUpTest(session) };
+  const pages = {
+    gallery: setUpGallery(session),
+    test: setUpTest(session),
+    log: setUpLog(session),
+    model: setUpModel(session),
+  };
   $("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("signin-status");
