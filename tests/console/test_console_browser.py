@@ -116,8 +116,10 @@ class Console:
 
     def enroll(self, name: str, external_id: str, image: Path) -> str:
         page = self.page
-        page.get_by_label("Name", exact=True).fill(name)
-        page.get_by_label("External id (optional)", exact=True).fill(external_id)
+        page.locator("#enroll-form").get_by_label("Name", exact=True).fill(name)
+        page.locator("#enroll-form").get_by_label("External id (optional)", exact=True).fill(
+            external_id
+        )
         page.get_by_label("Photo with one face").set_input_files(str(image))
         page.get_by_role("button", name="Enroll", exact=True).click()
         status = page.locator("#enroll-status")
@@ -289,6 +291,33 @@ def test_sign_in_enroll_recognize_delete(
     assert card.locator("dd[data-figure='modelGalleryFaces']").inner_text() == "1"
     console.save("model.png", tmp_path)
 
+    # edit a: bad metadata is refused in the page; a rename, metadata and a second face
+    page.get_by_role("link", name="Gallery").click()
+    name_a = a.replace("_", " ")
+    page.get_by_role("button", name=f"Edit {name_a}").click()
+    edit = page.get_by_role("dialog")
+    edit.get_by_text("1 faces enrolled.").wait_for()
+    edit.get_by_label("Name", exact=True).fill("Aaron S.")
+    edit.get_by_label("Metadata (a JSON object)").fill("[1, 2]")
+    edit.get_by_role("button", name="Save").click()
+    edit.get_by_text("The metadata must be a JSON object").wait_for()
+    edit.get_by_label("Metadata (a JSON object)").fill('{"department": "writing"}')
+    edit.get_by_label("Add a photo of this person (optional)").set_input_files(
+        str(photo_path(a, 2))
+    )
+    console.save("edit.png", tmp_path)
+    edit.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved Aaron S.; the new face has detection score").wait_for()
+    assert console.rows() == ["Aaron S."]
+    import httpx
+
+    ident = page.locator("#people tr").first.get_attribute("data-id")
+    stored = httpx.get(
+        f"{served['base']}/v1/identities/{ident}", headers={"X-API-Key": key}, timeout=30
+    ).json()
+    assert stored["identity"]["name"] == "Aaron S." and len(stored["faces"]) == 2
+    assert stored["identity"]["metadata"] == {"department": "writing"}
+
     # the key stayed in the tab's storage, never in a URL; nothing went elsewhere
     assert page.evaluate("() => sessionStorage.getItem('facesvc.apiKey')") == key
     assert not [url for url in requested if key in url]
@@ -327,6 +356,10 @@ def test_a_key_that_may_not_delete_sees_no_delete_button(
     assert page.locator("#enroll-form").is_hidden()  # no enroll either
     page.get_by_role("link", name="Test").click()
     page.get_by_text("This key may not test faces").wait_for()
+    page.get_by_role("link", name="Door log").click()
+    page.get_by_text("Only an admin key may read the decision log").wait_for()
+    assert page.locator("#log-body").is_hidden()
+    page.get_by_role("link", name="Gallery").click()
     console.save("read-only.png", tmp_path)
 
     refused = httpx.delete(
@@ -443,8 +476,8 @@ def test_enroll_and_recognize_from_the_webcam(
     page.locator("#enroll-form").get_by_role("button", name="Take the photo").click()
     page.get_by_text("Photo taken from the webcam.").wait_for()
     assert page.locator("#enroll-camera").is_hidden()  # the webcam is closed again
-    page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("External id (optional)", exact=True).fill(person)
+    page.locator("#enroll-form").get_by_label("Name", exact=True).fill(name)
+    page.locator("#enroll-form").get_by_label("External id (optional)", exact=True).fill(person)
     page.get_by_role("button", name="Enroll", exact=True).click()
     page.get_by_text(f"Enrolled {name}: face found with detection score").wait_for()
     page.wait_for_function("() => document.querySelectorAll('#people tr').length === 1")

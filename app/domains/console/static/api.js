@@ -49,8 +49,9 @@ export class ApiError extends Error {
   }
 }
 
-// One request; `form` is a FormData (multipart), `query` an object of parameters.
-export async function call(method, path, { key = storedKey(), form, query } = {}) {
+// One request; `form` is a FormData (multipart), `json` a value sent as JSON, `query`
+// an object of parameters.
+export async function call(method, path, { key = storedKey(), form, json, query } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(query ?? {})) {
     if (value !== undefined && value !== null && value !== "") {
@@ -61,8 +62,11 @@ export async function call(method, path, { key = storedKey(), form, query } = {}
   try {
     answer = await fetch(url, {
       method,
-      headers: { "X-API-Key": key ?? "" },
-      body: form,
+      headers: {
+        "X-API-Key": key ?? "",
+        ...(json === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: json === undefined ? form : JSON.stringify(json),
       credentials: "omit",
       cache: "no-store",
     });

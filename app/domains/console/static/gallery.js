@@ -33,6 +33,13 @@ export function setUpGallery(session) {
     }
     const actions = document.createElement("td");
     if (session.may("enroll")) {
+      const edit = document.createElement("button");
+      edit.type = "button";
+      edit.className = "edit";
+      edit.textContent = t("edit");
+      edit.setAttribute("aria-label", t("editLabel", { name: person.name }));
+      edit.addEventListener("click", () => openEdit(person, edit));
+      actions.append(edit);
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "delete";
@@ -73,6 +80,80 @@ export function setUpGallery(session) {
       say(status, error instanceof ApiError ? error.text : String(error), "error");
     }
   }
+
+  let editing = null; // the person in the edit dialog, and the button that opened it
+
+  async function openEdit(person, opener) {
+    editing = { person, opener };
+    $("edit-name").value = person.name;
+    $("edit-metadata").value = JSON.stringify(person.metadata ?? {}, null, 2);
+    $("edit-photo").value = "";
+    $("edit-faces").textContent = "";
+    say($("edit-status"), "");
+    $("edit-person").showModal();
+    try {
+      const detail = await call("GET", `/v1/identities/${person.id}`, {
+        query: { collection: session.collection },
+      });
+      $("edit-faces").textContent = t("facesEnrolled", { count: detail.faces.length });
+    } catch (error) {
+      say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
+    }
+  }
+
+  function closeEdit() {
+    $("edit-person").close();
+    editing?.opener.focus();
+    editing = null;
+  }
+
+  $("edit-cancel").addEventListener("click", closeEdit);
+  $("edit-person").addEventListener("cancel", (event) => {
+    event.preventDefault();
+    closeEdit();
+  });
+  $("edit-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = $("edit-status");
+    let metadata;
+    try {
+      metadata = JSON.parse($("edit-metadata").value || "{}");
+    } catch {
+      metadata = null;
+    }
+    if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
+      say(status, t("badMetadata"), "error");
+      return;
+    }
+    const { person } = editing;
+    const query = { collection: session.collection };
+    const button = $("edit-save");
+    button.disabled = true;
+    say(status, t("saving"));
+    try {
+      const saved = await call("PATCH", `/v1/identities/${person.id}`, {
+        json: { name: $("edit-name").value.trim(), metadata },
+        query,
+      });
+      let done = t("saved", { name: saved.name });
+      const file = $("edit-photo").files[0];
+      if (file) {
+        const form = new FormData();
+        form.set("image", file);
+        form.set("collection", session.collection);
+        const added = await call("POST", `/v1/identities/${person.id}/faces`, { form });
+        const score = added.face.detection_score;
+        done = t("savedWithFace", { name: saved.name, score: score?.toFixed(4) ?? t("notShown") });
+      }
+      closeEdit();
+      await load();
+      say($("gallery-status"), done, "success");
+    } catch (error) {
+      say(status, error instanceof ApiError ? error.text : String(error), "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
 
   function confirmDelete(person, opener) {
     const dialog = $("confirm-delete");

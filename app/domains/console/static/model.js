@@ -5,7 +5,8 @@ import { t } from "/console/strings.js";
 const $ = (id) => document.getElementById(id);
 
 function rate(value) {
-  return value === null || value === undefined ? t("notShown") : String(value);
+  // three significant digits: 0.0100000000000009 reads 0.01
+  return value === null || value === undefined ? t("notShown") : String(Number(value.toPrecision(3)));
 }
 
 export function setUpModel(session) {

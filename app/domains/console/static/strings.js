@@ -52,6 +52,18 @@ export const STRINGS = {
   enrolling: "Enrolling…",
   enrolled: "Enrolled {name}: face found with detection score {score}.",
 
+  edit: "Edit",
+  editLabel: "Edit {name}",
+  editTitle: "Edit a person",
+  metadata: "Metadata (a JSON object)",
+  addPhoto: "Add a photo of this person (optional)",
+  facesEnrolled: "{count} faces enrolled.",
+  save: "Save",
+  saving: "Saving…",
+  saved: "Saved {name}.",
+  savedWithFace: "Saved {name}; the new face has detection score {score}.",
+  badMetadata: "The metadata must be a JSON object, e.g. {\"department\": \"writing\"}.",
+
   confirmTitle: "Delete this person?",
   confirmText:
     "{name} and every enrolled face of theirs leave the database and the search index. This cannot be undone.",
@@ -68,6 +80,7 @@ export const STRINGS = {
   decisionUnknown: "Unknown: nobody in the gallery is near enough",
   distance: "Distance",
   threshold: "Threshold",
+  cohortScore: "Cohort score (what the threshold decides on)",
   margin: "Margin to the runner-up",
   detectionScore: "Detection score",
   externalIdShort: "External id",
@@ -120,6 +133,7 @@ export const STRINGS = {
   resultFilterNote: "The result filter applies to the entries loaded so far.",
 
   modelTitle: "Model and calibration",
+  modelNeedsVerify: "This key may not read the model card (it needs the verify scope).",
   modelVersion: "Version",
   modelEmbedding: "Embedding size",
   modelDistance: "Distance",

@@ -80,6 +80,10 @@ async function recognize(form, session) {
   const nearest = found.distance ?? found.candidates[0]?.distance ?? null;
   figures([
     ["distance", number(nearest)],
+    // with cohort scoring the threshold and margin are on the cohort score's scale
+    ...(found.cohort_score === null || found.cohort_score === undefined
+      ? []
+      : [["cohortScore", number(found.cohort_score)]]),
     ["threshold", number(answer.threshold)],
     ["margin", number(found.margin)],
     ["detectionScore", number(found.face?.detection_score)],
