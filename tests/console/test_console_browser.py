@@ -252,7 +252,11 @@ def test_sign_in_enroll_recognize_delete(
     dialog.wait_for()
     assert name_b in dialog.inner_text()
     console.save("delete-confirm.png", tmp_path)
-    dialog.get_by_role("button", name="Cancel").click()
+    page.keyboard.press("Escape")  # the keyboard's way out: nothing deleted
+    dialog.wait_for(state="hidden")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == (
+        f"Delete {name_b}"  # focus back on the button that opened it
+    )
     assert console.rows() == [a.replace("_", " "), name_b]
     page.get_by_role("button", name=f"Delete {name_b}").click()
     dialog.get_by_role("button", name="Delete for good").click()
@@ -347,7 +351,9 @@ def test_a_key_that_may_not_delete_sees_no_delete_button(
     console = Console(browser, base)
     page = console.page
     console.open()
-    console.sign_in(keys["read"])
+    page.get_by_label("API key").focus()  # keyboard only: type the key, press Enter
+    page.keyboard.type(keys["read"])
+    page.keyboard.press("Enter")
     page.get_by_text("Signed in as console-read (read)").wait_for()
     page.wait_for_function("() => document.querySelectorAll('#people tr').length === 1")
     assert console.rows() == ["Door Person"]
