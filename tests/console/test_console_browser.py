@@ -295,6 +295,21 @@ def test_sign_in_enroll_recognize_delete(
     assert card.locator("dd[data-figure='modelGalleryFaces']").inner_text() == "1"
     console.save("model.png", tmp_path)
 
+    # collections: create one (it joins the header's choice), then delete it
+    page.get_by_role("link", name="Collections").click()
+    page.locator("#collection-form").get_by_label("Name", exact=True).fill("front-door")
+    page.get_by_label("Description").fill("Staff of the front door")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_text("Created the collection front-door.").wait_for()
+    listed = page.locator("#collections tr td:first-child").all_inner_texts()
+    assert listed == ["default", "front-door"], listed
+    assert page.locator("#collection option").all_inner_texts() == ["default", "front-door"]
+    console.save("collections.png", tmp_path)
+    page.get_by_role("button", name="Delete the collection front-door").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete for good").click()
+    page.get_by_text("Deleted the collection front-door.").wait_for()
+    assert page.locator("#collection option").all_inner_texts() == ["default"]
+
     # edit a: bad metadata is refused in the page; a rename, metadata and a second face
     page.get_by_role("link", name="Gallery").click()
     name_a = a.replace("_", " ")

@@ -1,12 +1,13 @@
 // The console's start: texts, sign-in, the page shown for the location's #hash.
 import { ApiError, call, forgetKey, keepKey, storedKey } from "/console/api.js";
+import { setUpCollections } from "/console/collections.js";
 import { setUpGallery } from "/console/gallery.js";
 import { setUpLog } from "/console/log.js";
 import { setUpModel } from "/console/model.js";
 import { t } from "/console/strings.js";
 import { setUpTest } from "/console/test.js";
 
-const PAGES = ["gallery", "test", "log", "model"];
+const PAGES = ["gallery", "test", "log", "model", "collections"];
 const SCOPE_TEXT = {
   admin: "scopeAdmin",
   enroll: "scopeEnroll",
@@ -51,6 +52,17 @@ async function collections() {
   return answer.items.map((item) => item.name);
 }
 
+// The header's choice of collection: the one in use stays chosen while it exists.
+async function fillCollections() {
+  const names = await collections().catch(() => ["default"]);
+  if (!names.includes(session.collection)) {
+    session.collection = names.includes("default") ? "default" : names[0];
+  }
+  $("collection").replaceChildren(
+    ...names.map((name) => new Option(name, name, false, name === session.collection)),
+  );
+}
+
 async function showSignedIn(pages) {
   const who = session.who;
   $("who-text").textContent = t("signedInAs", { name: who.name, scopes: who.scopes.join(", ") });
@@ -62,11 +74,7 @@ async function showSignedIn(pages) {
       return item;
     }),
   );
-  const names = await collections().catch(() => ["default"]);
-  session.collection = names.includes("default") ? "default" : names[0];
-  $("collection").replaceChildren(
-    ...names.map((name) => new Option(name, name, false, name === session.collection)),
-  );
+  await fillCollections();
   $("page-signin").hidden = true;
   $("nav").hidden = $("who").hidden = $("key-card").hidden = false;
   for (const page of Object.values(pages)) {
@@ -77,6 +85,7 @@ async function showSignedIn(pages) {
 
 function showSignedOut(pages) {
   session.who = null;
+  session.collection = "default";
   for (const page of Object.values(pages)) {
     page.reset();
   }
@@ -124,6 +133,7 @@ function start() {
     test: setUpTest(session),
     log: setUpLog(session),
     model: setUpModel(session),
+    collections: setUpCollections(session, fillCollections),
   };
   $("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();

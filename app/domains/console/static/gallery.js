@@ -157,6 +157,7 @@ export function setUpGallery(session) {
 
   function confirmDelete(person, opener) {
     const dialog = $("confirm-delete");
+    $("confirm-title").textContent = t("confirmTitle");
     $("confirm-text").textContent = t("confirmText", { name: person.name });
     dialog.returnValue = "";
     dialog.addEventListener(

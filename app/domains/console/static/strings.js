@@ -8,6 +8,7 @@ export const STRINGS = {
   navTest: "Test",
   navLog: "Door log",
   navModel: "Model",
+  navCollections: "Collections",
   signOut: "Sign out",
   signedInAs: "Signed in as {name} ({scopes})",
   collection: "Collection",
@@ -151,6 +152,21 @@ export const STRINGS = {
   no: "no",
   verifyRates: "FAR {far}, TAR {tar}",
   identifyRates: "FPIR {fpir}, FNIR {fnir} for a gallery of {size}",
+
+  collectionsTitle: "Collections",
+  colDescription: "Description",
+  colIdentities: "People",
+  colFaces: "Faces",
+  collectionNew: "New collection",
+  collectionName: "Name",
+  collectionNameHelp: "Letters, digits, _ . and -; up to 100 characters.",
+  create: "Create",
+  created: "Created the collection {name}.",
+  collectionDeleteLabel: "Delete the collection {name}",
+  collectionConfirmTitle: "Delete this collection?",
+  collectionConfirm:
+    "The collection {name}, its {identities} people and {faces} faces leave the database and the search index. Keys bound to it reach nothing. This cannot be undone.",
+  collectionDeleted: "Deleted the collection {name}.",
 
   errorNoFace: "No face was found in this photo. Use a clear, front-facing photo.",
   errorMultipleFaces:
