@@ -154,6 +154,7 @@ export const STRINGS = {
   identifyRates: "FPIR {fpir}, FNIR {fnir} for a gallery of {size}",
 
   collectionsTitle: "Collections",
+  collectionsNeedRead: "This key may not list the collections (it needs the read scope).",
   colDescription: "Description",
   colIdentities: "People",
   colFaces: "Faces",
