@@ -53,6 +53,8 @@ from app.domains.identities.service import IdentityService
 from app.domains.jobs.router import router as stylize_router
 from app.domains.jobs.runner import StyleRunner
 from app.domains.jobs.service import JobService
+from app.domains.keys.router import router as keys_router
+from app.domains.keys.service import KeyService
 from app.domains.models.router import router as models_router
 from app.domains.models.service import ModelsService
 from app.domains.recognition.router import router as recognition_router
@@ -205,6 +207,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             sessions, inference, gallery, settings, cohort, built_in_cohort
         )
         state.audit = AuditService(sessions)
+        state.keys = KeyService(sessions)
         state.decision_log = DecisionLog(
             sessions,
             enabled=settings.record_decisions,
@@ -251,6 +254,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.include_router(stylize_router)
     app.include_router(health_router)
     app.include_router(audit_router)
+    app.include_router(keys_router)
     app.include_router(compreface_router)
     app.include_router(metrics_router(settings.metrics))
     app.include_router(console_router)
