@@ -111,7 +111,7 @@ class Console:
         assert "default-src 'self'" in answer.headers["content-security-policy"]
 
     def sign_in(self, key: str) -> None:
-        self.page.get_by_label("API key").fill(key)
+        self.page.get_by_label("API key", exact=True).fill(key)
         self.page.get_by_role("button", name="Sign in").click()
 
     def enroll(self, name: str, external_id: str, image: Path) -> str:
@@ -310,6 +310,35 @@ def test_sign_in_enroll_recognize_delete(
     page.get_by_text("Deleted the collection front-door.").wait_for()
     assert page.locator("#collection option").all_inner_texts() == ["default"]
 
+    # keys: create one bound to nothing with the verify scope, its secret shown once;
+    # it works until revoked here
+    import httpx
+
+    page.get_by_role("link", name="Keys").click()
+    keys_form = page.locator("#key-form")
+    keys_form.get_by_label("Name", exact=True).fill("door tablet")
+    keys_form.get_by_role("button", name="Create").click()
+    page.get_by_text("Tick at least one scope.").wait_for()
+    keys_form.get_by_label("verify").check()
+    keys_form.get_by_role("button", name="Create").click()
+    page.get_by_text("Created the key door tablet.").wait_for()
+    secret = page.get_by_label("The new key").input_value()
+    assert secret.startswith("fsk_")
+    who = httpx.get(f"{served['base']}/v1/whoami", headers={"X-API-Key": secret}, timeout=30)
+    assert who.json()["scopes"] == ["verify"]
+    prefix = who.json()["prefix"]
+    row = page.locator(f"#keys tr[data-prefix='{prefix}']")
+    assert "verify" in row.inner_text() and "active" in row.inner_text()
+    console.save("keys.png", tmp_path)
+    row.get_by_role("button", name=f"Revoke the key door tablet ({prefix})").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete for good").click()
+    page.get_by_text("Revoked the key door tablet.").wait_for()
+    assert "revoked" in row.inner_text()
+    who = httpx.get(f"{served['base']}/v1/whoami", headers={"X-API-Key": secret}, timeout=30)
+    assert who.status_code == 401
+    page.get_by_role("link", name="Gallery").click()
+    assert page.get_by_label("The new key").input_value() == ""  # gone with the page
+
     # edit a: bad metadata is refused in the page; a rename, metadata and a second face
     page.get_by_role("link", name="Gallery").click()
     name_a = a.replace("_", " ")
@@ -328,7 +357,6 @@ def test_sign_in_enroll_recognize_delete(
     edit.get_by_role("button", name="Save").click()
     page.get_by_text("Saved Aaron S.; the new face has detection score").wait_for()
     assert console.rows() == ["Aaron S."]
-    import httpx
 
     ident = page.locator("#people tr").first.get_attribute("data-id")
     stored = httpx.get(
@@ -366,7 +394,7 @@ def test_a_key_that_may_not_delete_sees_no_delete_button(
     console = Console(browser, base)
     page = console.page
     console.open()
-    page.get_by_label("API key").focus()  # keyboard only: type the key, press Enter
+    page.get_by_label("API key", exact=True).focus()  # keyboard only: type the key, press Enter
     page.keyboard.type(keys["read"])
     page.keyboard.press("Enter")
     page.get_by_text("Signed in as console-read (read)").wait_for()

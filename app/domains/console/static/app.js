@@ -2,12 +2,13 @@
 import { ApiError, call, forgetKey, keepKey, storedKey } from "/console/api.js";
 import { setUpCollections } from "/console/collections.js";
 import { setUpGallery } from "/console/gallery.js";
+import { setUpKeys } from "/console/keys.js";
 import { setUpLog } from "/console/log.js";
 import { setUpModel } from "/console/model.js";
 import { t } from "/console/strings.js";
 import { setUpTest } from "/console/test.js";
 
-const PAGES = ["gallery", "test", "log", "model", "collections"];
+const PAGES = ["gallery", "test", "log", "model", "collections", "keys"];
 const SCOPE_TEXT = {
   admin: "scopeAdmin",
   enroll: "scopeEnroll",
@@ -134,6 +135,7 @@ function start() {
     log: setUpLog(session),
     model: setUpModel(session),
     collections: setUpCollections(session, fillCollections),
+    keys: setUpKeys(session),
   };
   $("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();

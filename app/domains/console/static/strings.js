@@ -9,6 +9,7 @@ export const STRINGS = {
   navLog: "Door log",
   navModel: "Model",
   navCollections: "Collections",
+  navKeys: "Keys",
   signOut: "Sign out",
   signedInAs: "Signed in as {name} ({scopes})",
   collection: "Collection",
@@ -168,6 +169,31 @@ export const STRINGS = {
   collectionConfirm:
     "The collection {name}, its {identities} people and {faces} faces leave the database and the search index. Keys bound to it reach nothing. This cannot be undone.",
   collectionDeleted: "Deleted the collection {name}.",
+
+  keysTitle: "API keys",
+  keysNeedAdmin: "Only an admin key bound to no collection may manage keys.",
+  secretOnce:
+    "Copy the new key now: it is shown this once (the service stores only its hash).",
+  secretLabel: "The new key",
+  colPrefix: "Prefix",
+  colScopes: "Scopes",
+  colLastUsed: "Last used",
+  colStatus: "Status",
+  statusActive: "active",
+  statusRevoked: "revoked {when}",
+  statusExpires: "expires {when}",
+  keyNew: "New key",
+  keyCollections: "Bind to collections (none ticked: every collection)",
+  keyExpires: "Expires on (optional)",
+  keyCreated: "Created the key {name}.",
+  revoke: "Revoke",
+  revokeLabel: "Revoke the key {name} ({prefix})",
+  revokeTitle: "Revoke this key?",
+  revokeText:
+    "The key {name} ({prefix}) stops working at once, for every client that uses it. This cannot be undone.",
+  revoked: "Revoked the key {name}.",
+  chooseScope: "Tick at least one scope.",
+  never: "never",
 
   errorNoFace: "No face was found in this photo. Use a clear, front-facing photo.",
   errorMultipleFaces:
