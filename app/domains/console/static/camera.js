@@ -20,7 +20,7 @@ function drawBoxes(overlay, video, faces) {
   const context = overlay.getContext("2d");
   context.clearRect(0, 0, overlay.width, overlay.height);
   context.lineWidth = Math.max(2, Math.round(overlay.width / 150));
-  context.strokeStyle = faces.length === 1 ? "#16a34a" : "#e11d48";
+  context.strokeStyle = faces.length === 1 ? "#15803d" : "#e11d48";
   for (const face of faces) {
     const [x1, y1, x2, y2] = face.box;
     context.strokeRect(x1, y1, x2 - x1, y2 - y1);

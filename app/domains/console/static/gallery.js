@@ -108,6 +108,7 @@ export function setUpGallery(session) {
   }
 
   $("edit-cancel").addEventListener("click", closeEdit);
+  $("edit-form").addEventListener("input", () => say($("edit-status"), ""));
   $("edit-person").addEventListener("cancel", (event) => {
     event.preventDefault();
     closeEdit();

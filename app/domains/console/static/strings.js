@@ -59,7 +59,7 @@ export const STRINGS = {
   editTitle: "Edit a person",
   metadata: "Metadata (a JSON object)",
   addPhoto: "Add a photo of this person (optional)",
-  facesEnrolled: "{count} faces enrolled.",
+  facesEnrolled: "Faces enrolled: {count}.",
   save: "Save",
   saving: "Saving…",
   saved: "Saved {name}.",

@@ -37,7 +37,7 @@ function draw(image, face, good, label) {
   }
   const [x1, y1, x2, y2] = face.box;
   const width = Math.max(2, Math.round(canvas.width / 120));
-  const colour = good ? "#16a34a" : "#e11d48";
+  const colour = good ? "#15803d" : "#e11d48";
   context.lineWidth = width;
   context.strokeStyle = colour;
   context.strokeRect(x1, y1, x2 - x1, y2 - y1);
