@@ -236,6 +236,20 @@ def test_sign_in_enroll_recognize_delete(
     assert known["externalIdShort"] == a
     assert _canvas_has_the_box(page, GREEN)
     console.save("test-recognized.png", tmp_path)
+    # a tablet held upright, and a phone: nothing wider than the screen
+    for width, height in ((820, 1180), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            """(w) => [...document.querySelectorAll('body *')]
+                .filter((e) => e.getBoundingClientRect().right > w && e.offsetParent)
+                .map((e) => e.tagName + '#' + e.id + '.' + e.className)""",
+            width,
+        )
+        assert overflow <= width, f"{overflow} px wide on a {width} px screen: {wide}"
+        if width == 820:
+            console.save("test-tablet-portrait.png", tmp_path)
+    page.set_viewport_size({"width": 1100, "height": 900})
 
     # a stranger: unknown, the nearest distance (the key may read) beyond the threshold
     unknown = console.recognize(photo_path(stranger))
@@ -365,6 +379,20 @@ def test_sign_in_enroll_recognize_delete(
     ).json()
     assert stored["identity"]["name"] == "Aaron S." and len(stored["faces"]) == 2
     assert stored["identity"]["metadata"] == {"department": "writing"}
+
+    # remove the first face from the edit dialog (the browser's confirm answered yes)
+    first, second = (face["id"] for face in stored["faces"])
+    page.get_by_role("button", name="Edit Aaron S.").click()
+    edit.get_by_text("Faces enrolled: 2.").wait_for()
+    page.once("dialog", lambda question: question.accept())
+    edit.get_by_role("button", name=f"Remove face {first}").click()
+    edit.get_by_text(f"Removed face {first}.").wait_for()
+    edit.get_by_text("Faces enrolled: 1.").wait_for()
+    page.keyboard.press("Escape")
+    left = httpx.get(
+        f"{served['base']}/v1/identities/{ident}", headers={"X-API-Key": key}, timeout=30
+    ).json()
+    assert [face["id"] for face in left["faces"]] == [second]
 
     # the key stayed in the tab's storage, never in a URL; nothing went elsewhere
     assert page.evaluate("() => sessionStorage.getItem('facesvc.apiKey')") == key

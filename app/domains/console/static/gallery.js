@@ -89,13 +89,50 @@ export function setUpGallery(session) {
     $("edit-metadata").value = JSON.stringify(person.metadata ?? {}, null, 2);
     $("edit-photo").value = "";
     $("edit-faces").textContent = "";
+    $("edit-face-list").replaceChildren();
     say($("edit-status"), "");
     $("edit-person").showModal();
+    await showFaces(person);
+  }
+
+  function faceItem(person, face) {
+    const item = document.createElement("li");
+    const text = document.createElement("span");
+    text.textContent = t("faceLine", {
+      id: face.id,
+      score: face.detection_score?.toFixed(4) ?? t("notShown"),
+      when: new Date(face.created_at).toLocaleString(),
+    });
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = t("removeFace");
+    remove.setAttribute("aria-label", t("removeFaceLabel", { id: face.id }));
+    remove.addEventListener("click", async () => {
+      // a second question in the dialog: the browser's own, keyboard-friendly
+      if (!window.confirm(t("removeFaceConfirm", { id: face.id, name: person.name }))) {
+        return;
+      }
+      try {
+        await call("DELETE", `/v1/identities/${person.id}/faces/${face.id}`, {
+          query: { collection: session.collection },
+        });
+        await showFaces(person);
+        say($("edit-status"), t("faceRemoved", { id: face.id }), "success");
+      } catch (error) {
+        say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
+      }
+    });
+    item.append(text, remove);
+    return item;
+  }
+
+  async function showFaces(person) {
     try {
       const detail = await call("GET", `/v1/identities/${person.id}`, {
         query: { collection: session.collection },
       });
       $("edit-faces").textContent = t("facesEnrolled", { count: detail.faces.length });
+      $("edit-face-list").replaceChildren(...detail.faces.map((face) => faceItem(person, face)));
     } catch (error) {
       say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
     }
