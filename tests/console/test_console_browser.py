@@ -27,7 +27,7 @@ from PIL import Image
 from app.core.config import Settings
 from app.core.model.pipeline import FacePipeline
 from app.main import create_app
-from tests.support.factories import no_face, people, photo, photo_path
+from tests.support.factories import no_face, people, photo, photo_path, side_by_side
 from tests.support.live import live_server
 
 CHROMIUM = os.environ.get("FACESVC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -209,6 +209,11 @@ def test_sign_in_enroll_recognize_delete(
     blank.write_bytes(no_face())
     said = console.enroll("Nobody", "", blank)
     assert said.startswith("No face was found in this photo")
+    # two people in one photo: asked for one, or to allow the largest
+    pair = tmp_path / "two-faces.jpg"
+    pair.write_bytes(side_by_side(photo(a), photo(b)))
+    said = console.enroll("Two People", "", pair)
+    assert said.startswith("This photo has several faces"), said
     assert console.rows() == []
 
     for person in (a, b):
@@ -289,7 +294,8 @@ def test_sign_in_enroll_recognize_delete(
     assert logged[2][3] == a.replace("_", " ") and logged[2][6] == "console-admin"
     audited = [row.split("\t") for row in page.locator("#audit tr").all_inner_texts()]
     creates = sorted(row[4] for row in audited if row[2] == "identity.create")
-    assert creates == ["no_face", "ok", "ok"], audited  # the refused one is recorded too
+    # the refused ones are recorded too
+    assert creates == ["multiple_faces", "no_face", "ok", "ok"], audited
     assert audited[0][2] == "identity.delete" and audited[0][4] == "ok"
     console.save("door-log.png", tmp_path)
     page.get_by_label("Result").select_option("granted")

@@ -35,6 +35,8 @@ export class ApiError extends Error {
         return t("errorInvalidImage");
       case "image_too_large":
         return t("errorTooLarge");
+      case "unauthorized":
+        return t("errorUnauthorized", { detail: this.detail });
       case "forbidden":
         return t("errorForbidden", { detail: this.detail });
       case "conflict":

@@ -205,6 +205,7 @@ export const STRINGS = {
     "This photo has several faces. Use a photo of one person, or tick “use the largest”.",
   errorInvalidImage: "This file is not an image the service can read.",
   errorTooLarge: "This photo is too large.",
+  errorUnauthorized: "The key is no longer accepted ({detail}): sign out and in again.",
   errorForbidden: "This key may not do that: {detail}",
   errorConflict: "{detail}",
   errorNotFound: "Not found: {detail}",
