@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,17 @@ def test_sign_in_enroll_recognize_delete(
     page.get_by_role("button", name="Show all").click()
     page.wait_for_function("() => document.querySelectorAll('#people tr').length === 2")
 
+    # "Test" in b's row: verify a photo against b, chosen, not typed
+    name_b = b.replace("_", " ")
+    page.get_by_role("button", name=f"Test a photo against {name_b}").click()
+    page.get_by_text(f"Verify against {name_b}.").wait_for()
+    page.get_by_label("Photo to test").set_input_files(str(photo_path(b, 2)))
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text(f"Match: {name_b}").wait_for()
+    assert _canvas_has_the_box(page, GREEN)
+    page.get_by_role("button", name="Search everyone instead").click()
+    assert page.get_by_role("button", name="Recognize").is_visible()
+
     # the second photo of a: recognized, its figures shown and the box drawn in green
     known = console.recognize(photo_path(a, 2))
     assert known["decision"] == f"Recognized: {a.replace('_', ' ')}"
@@ -265,7 +277,6 @@ def test_sign_in_enroll_recognize_delete(
 
     # delete b, after a confirmation; cancel first keeps them
     page.get_by_role("link", name="Gallery").click()
-    name_b = b.replace("_", " ")
     page.get_by_role("button", name=f"Delete {name_b}").click()
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
@@ -286,12 +297,14 @@ def test_sign_in_enroll_recognize_delete(
     gone = console.recognize(photo_path(b, 2))
     assert gone["decision"].startswith("Unknown")
 
-    # the door log: the three recognitions (newest first) and the audit trail
+    # the door log: the verify and three recognitions (newest first) and the audit trail
     page.get_by_role("link", name="Door log").click()
-    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 4")
     logged = [row.split("\t") for row in page.locator("#decisions tr").all_inner_texts()]
-    assert [row[2] for row in logged] == ["unknown", "unknown", "known"], logged
+    assert [row[2] for row in logged] == ["unknown", "unknown", "known", "match"], logged
     assert logged[2][3] == a.replace("_", " ") and logged[2][6] == "console-admin"
+    # b, deleted since: no name to show, the id the decision recorded
+    assert logged[3][1] == "verify" and str(uuid.UUID(logged[3][3])) == logged[3][3]
     audited = [row.split("\t") for row in page.locator("#audit tr").all_inner_texts()]
     creates = sorted(row[4] for row in audited if row[2] == "identity.create")
     # the refused ones are recorded too
@@ -300,7 +313,7 @@ def test_sign_in_enroll_recognize_delete(
     console.save("door-log.png", tmp_path)
     page.get_by_label("Result").select_option("granted")
     page.get_by_role("button", name="Show", exact=True).click()
-    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 2")
     page.get_by_label("From").fill("2099-01-01T00:00:00")
     page.get_by_role("button", name="Show", exact=True).click()
     page.wait_for_function("() => document.querySelectorAll('#audit tr').length === 0")
@@ -357,6 +370,7 @@ def test_sign_in_enroll_recognize_delete(
     who = httpx.get(f"{served['base']}/v1/whoami", headers={"X-API-Key": secret}, timeout=30)
     assert who.status_code == 401
     page.get_by_role("link", name="Gallery").click()
+    page.locator("#page-gallery").wait_for()
     assert page.get_by_label("The new key").input_value() == ""  # gone with the page
 
     # edit a: bad metadata is refused in the page; a rename, metadata and a second face
@@ -444,6 +458,7 @@ def test_a_key_that_may_not_delete_sees_no_delete_button(
     page.get_by_text("Only an admin key may read the decision log").wait_for()
     assert page.locator("#log-body").is_hidden()
     page.get_by_role("link", name="Gallery").click()
+    page.locator("#page-gallery").wait_for()
     console.save("read-only.png", tmp_path)
 
     refused = httpx.delete(

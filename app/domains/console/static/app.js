@@ -21,6 +21,7 @@ const SCOPE_TEXT = {
 export const session = {
   who: null,
   collection: "default",
+  target: null, // the person the Test page verifies against, chosen in the gallery
   may(scope) {
     return Boolean(this.who?.allows.includes(scope));
   },
@@ -87,6 +88,7 @@ async function showSignedIn(pages) {
 function showSignedOut(pages) {
   session.who = null;
   session.collection = "default";
+  session.target = null;
   for (const page of Object.values(pages)) {
     page.reset();
   }

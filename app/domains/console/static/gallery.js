@@ -32,6 +32,18 @@ export function setUpGallery(session) {
       tr.append(td);
     }
     const actions = document.createElement("td");
+    if (session.may("verify")) {
+      const test = document.createElement("button");
+      test.type = "button";
+      test.className = "edit";
+      test.textContent = t("testPerson");
+      test.setAttribute("aria-label", t("testPersonLabel", { name: person.name }));
+      test.addEventListener("click", () => {
+        session.target = { id: person.id, name: person.name };
+        window.location.hash = "#test";
+      });
+      actions.append(test);
+    }
     if (session.may("enroll")) {
       const edit = document.createElement("button");
       edit.type = "button";

@@ -109,6 +109,10 @@ export const STRINGS = {
   claim: "Claimed external id (optional)",
   claimHelp: "Empty: search the whole gallery. Filled: verify against that one person.",
   verify: "Verify",
+  testPerson: "Test",
+  testPersonLabel: "Test a photo against {name}",
+  verifyingAgainst: "Verify against {name}.",
+  searchEveryone: "Search everyone instead",
   decisionMatch: "Match: {name}",
   decisionNoMatch: "No match with {id}",
 

@@ -92,25 +92,42 @@ async function recognize(form, session) {
   return { face: found.face, good: Boolean(person), label: person ? person.name : "?" };
 }
 
+// `claim`: {external_id} typed, or {identity_id, name} chosen in the gallery
 async function verify(form, claim) {
-  form.set("external_id", claim);
+  if (claim.identity_id) {
+    form.set("identity_id", claim.identity_id);
+  } else {
+    form.set("external_id", claim.external_id);
+  }
   form.set("largest_face", "true");
   const answer = await call("POST", "/v1/verify", { form });
-  const name = answer.identity?.name ?? claim;
-  decide(answer.match, answer.match ? t("decisionMatch", { name }) : t("decisionNoMatch", { id: claim }));
+  const shown = claim.name ?? claim.external_id;
+  const name = answer.identity?.name ?? shown;
+  decide(answer.match, answer.match ? t("decisionMatch", { name }) : t("decisionNoMatch", { id: shown }));
   figures([
     ["distance", number(answer.distance)],
     ["threshold", number(answer.threshold)],
     ["detectionScore", number(answer.face?.detection_score)],
-    ["externalIdShort", claim],
+    ["externalIdShort", answer.identity?.external_id ?? claim.external_id ?? t("notShown")],
   ]);
   return { face: answer.face, good: answer.match, label: answer.match ? name : "✗" };
 }
 
 export function setUpTest(session) {
   const photos = setUpPhotoInput("probe-photo", "probe", session);
-  $("probe-claim").addEventListener("input", (event) => {
-    $("probe-submit").textContent = event.target.value.trim() ? t("verify") : t("recognize");
+  function showTarget() {
+    const target = session.target;
+    $("probe-target").hidden = !target;
+    $("probe-target-text").textContent = target ? t("verifyingAgainst", { name: target.name }) : "";
+    $("probe-claim").disabled = Boolean(target);
+    const verifying = Boolean(target) || $("probe-claim").value.trim() !== "";
+    $("probe-submit").textContent = verifying ? t("verify") : t("recognize");
+  }
+  $("probe-claim").addEventListener("input", showTarget);
+  $("probe-target-clear").addEventListener("click", () => {
+    session.target = null;
+    showTarget();
+    $("probe-claim").focus();
   });
   $("recognize-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -123,7 +140,13 @@ export function setUpTest(session) {
     const form = new FormData();
     form.set("image", file);
     form.set("collection", session.collection);
-    const claim = $("probe-claim").value.trim();
+    const typed = $("probe-claim").value.trim();
+    const target = session.target;
+    const claim = target
+      ? { identity_id: target.id, name: target.name }
+      : typed
+        ? { external_id: typed }
+        : null;
     const button = $("probe-submit");
     button.disabled = true;
     say(status, t("recognizing"));
@@ -143,11 +166,13 @@ export function setUpTest(session) {
   return {
     leave: () => photos.stopCamera(),
     reset() {
+      session.target = null;
       $("result").hidden = true;
       photos.reset();
       say($("test-status"), "");
     },
     show() {
+      showTarget();
       $("test-denied").hidden = session.may("verify");
       $("recognize-form").hidden = !session.may("verify");
     },
