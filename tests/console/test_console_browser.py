@@ -531,6 +531,8 @@ def webcam_browser(tmp_path: Path) -> Iterator[Any]:
                 "--use-fake-device-for-media-stream",
                 "--use-fake-ui-for-media-stream",  # the permission prompt answered yes
                 f"--use-file-for-fake-video-capture={video}",
+                # a name for the test server that is not localhost: no secure context
+                "--host-resolver-rules=MAP door.test 127.0.0.1",
             ],
         )
         try:
@@ -599,4 +601,24 @@ def test_enroll_and_recognize_from_the_webcam(
     shown = {str(f.get_attribute("data-figure")): str(f.inner_text()) for f in figures.all()}
     assert float(shown["distance"]) > float(shown["threshold"])
     assert _canvas_has_the_box(page, RED)
+    assert console.elsewhere == [] and console.errors == []
+
+
+def test_the_webcam_asks_for_https_off_localhost(
+    served: dict[str, Any], webcam_browser: Any
+) -> None:
+    """Browsers give the webcam to secure pages only; over plain HTTP from another host
+    the console says so (and photo files still work)."""
+    plain = served["base"].replace("127.0.0.1", "door.test")
+    console = Console(webcam_browser, plain)
+    page = console.page
+    console.open()
+    assert page.evaluate("() => window.isSecureContext") is False
+    console.sign_in(served["keys"]["admin"])
+    page.get_by_text("Nobody is enrolled here yet.").wait_for()
+    page.locator("#enroll-form").get_by_role("button", name="Use the webcam").click()
+    page.get_by_text("The browser allows the webcam only on https:// pages").wait_for()
+    assert page.locator("#enroll-camera").is_hidden()
+    said = console.enroll("File Person", "", photo_path(people(1)[0]))
+    assert said.startswith("Enrolled File Person"), said
     assert console.elsewhere == [] and console.errors == []

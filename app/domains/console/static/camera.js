@@ -80,6 +80,11 @@ export function setUpCamera(prefix, session, onStill) {
     if (stream) {
       return;
     }
+    if (!window.isSecureContext || !navigator.mediaDevices) {
+      // browsers give the webcam only to https:// pages (and http://localhost)
+      say(t("cameraNeedsHttps"), "error");
+      return;
+    }
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
     } catch (error) {

@@ -104,6 +104,8 @@ export const STRINGS = {
   liveNoFace: "No face in the picture.",
   liveSeveral: "{count} faces in the picture: only one person, please.",
   liveOneFace: "One face, detection score {score}.",
+  cameraNeedsHttps:
+    "The browser allows the webcam only on https:// pages (or on this machine's localhost). Serve the console over HTTPS, or use a photo file.",
   cameraRefused: "The webcam could not be opened: {detail}",
 
   claim: "Claimed external id (optional)",
