@@ -360,6 +360,7 @@ def test_sign_in_enroll_recognize_delete(
     who = httpx.get(f"{served['base']}/v1/whoami", headers={"X-API-Key": secret}, timeout=30)
     assert who.json()["scopes"] == ["verify"]
     prefix = who.json()["prefix"]
+    assert "console-admin (this key)" in page.locator("#keys").inner_text()
     row = page.locator(f"#keys tr[data-prefix='{prefix}']")
     assert "verify" in row.inner_text() and "active" in row.inner_text()
     console.save("keys.png", tmp_path)
@@ -414,11 +415,23 @@ def test_sign_in_enroll_recognize_delete(
     ).json()
     assert [face["id"] for face in left["faces"]] == [second]
 
+    # a reload keeps the tab signed in; another tab is not; signing out forgets the key
+    page.reload()
+    page.get_by_text("Signed in as console-admin (admin)").wait_for()
+    other = console.context.new_page()
+    other.goto(f"{served['base']}/console")
+    other.get_by_label("API key", exact=True).wait_for()
+    assert other.evaluate("() => sessionStorage.length") == 0
+    other.close()
+
     # the key stayed in the tab's storage, never in a URL; nothing went elsewhere
     assert page.evaluate("() => sessionStorage.getItem('facesvc.apiKey')") == key
     assert not [url for url in requested if key in url]
     assert console.elsewhere == [], f"the console reached beyond the service: {console.elsewhere}"
     assert console.errors == []
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key", exact=True).wait_for()
+    assert page.evaluate("() => sessionStorage.length") == 0
 
 
 def test_a_key_that_may_not_delete_sees_no_delete_button(

@@ -42,7 +42,7 @@ export function setUpKeys(session) {
     const tr = document.createElement("tr");
     tr.dataset.prefix = key.prefix;
     for (const value of [
-      key.name,
+      key.prefix === session.who.prefix ? t("thisKey", { name: key.name }) : key.name,
       key.prefix,
       key.scopes.join(", "),
       key.collections === null ? "*" : key.collections.join(", "),

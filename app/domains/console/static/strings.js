@@ -205,6 +205,7 @@ export const STRINGS = {
   revoked: "Revoked the key {name}.",
   chooseScope: "Tick at least one scope.",
   never: "never",
+  thisKey: "{name} (this key)",
 
   errorNoFace: "No face was found in this photo. Use a clear, front-facing photo.",
   errorMultipleFaces:
