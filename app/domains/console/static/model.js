@@ -49,6 +49,24 @@ export function setUpModel(session) {
             : t("no"),
         ],
       ];
+      const stored = active.calibration;
+      if (stored) {
+        // a `facesvc calibrate` run stored in the database, in use
+        rows.push(
+          ["modelStored", t("storedLine", { id: stored.id, when: new Date(stored.created_at).toLocaleString() })],
+          ["modelStoredSource", stored.source],
+          ["modelFarInterval", t("interval", { low: rate(stored.far_interval[0]), high: rate(stored.far_interval[1]), target: rate(stored.far_target) })],
+          ["modelTarInterval", t("intervalOnly", { low: rate(stored.tar_interval[0]), high: rate(stored.tar_interval[1]) })],
+          ["modelFollows", stored.follow_gallery ? t("yes") : t("no")],
+        );
+        if (stored.held_out) {
+          const held = stored.held_out;
+          rows.push([
+            "modelHeldOut",
+            t("heldOutLine", { n: held.identities, far: rate(held.far), tar: rate(held.tar), fpir: rate(held.fpir), fnir: rate(held.fnir) }),
+          ]);
+        }
+      }
       const list = $("model-figures");
       list.replaceChildren();
       for (const [name, value] of rows) {
