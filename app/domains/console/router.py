@@ -37,7 +37,7 @@ POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' blob: data:",  # the chosen photo, drawn on a canvas
+        "img-src 'self' blob:",  # the chosen photo or webcam still, drawn on a canvas
         "media-src 'self' blob: mediastream:",
         "connect-src 'self'",
         "base-uri 'none'",
