@@ -41,6 +41,8 @@ from app.domains.compreface.router import PREFIX as COMPREFACE_PREFIX
 from app.domains.compreface.router import compreface_error
 from app.domains.compreface.router import router as compreface_router
 from app.domains.compreface.service import CompreFaceService
+from app.domains.console.router import pages as console_pages
+from app.domains.console.router import router as console_router
 from app.domains.health.docs import docs_router
 from app.domains.health.router import metrics_router
 from app.domains.health.router import router as health_router
@@ -51,6 +53,8 @@ from app.domains.identities.service import IdentityService
 from app.domains.jobs.router import router as stylize_router
 from app.domains.jobs.runner import StyleRunner
 from app.domains.jobs.service import JobService
+from app.domains.keys.router import router as keys_router
+from app.domains.keys.service import KeyService
 from app.domains.models.router import router as models_router
 from app.domains.models.service import ModelsService
 from app.domains.recognition.router import router as recognition_router
@@ -203,6 +207,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             sessions, inference, gallery, settings, cohort, built_in_cohort
         )
         state.audit = AuditService(sessions)
+        state.keys = KeyService(sessions)
         state.decision_log = DecisionLog(
             sessions,
             enabled=settings.record_decisions,
@@ -249,8 +254,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.include_router(stylize_router)
     app.include_router(health_router)
     app.include_router(audit_router)
+    app.include_router(keys_router)
     app.include_router(compreface_router)
     app.include_router(metrics_router(settings.metrics))
+    app.include_router(console_router)
+    if settings.console:
+        app.include_router(console_pages)
     if settings.docs != "off":
         app.include_router(docs_router(keyed=settings.docs == "key"))
     app.openapi = openapi.document(app)  # type: ignore[method-assign]

@@ -268,6 +268,12 @@ class Settings(BaseSettings):
         "`metrics` (or `admin`) scope (in open mode anyone), or not served.",
     )
 
+    console: bool = Field(
+        True,
+        description="Serve the operator's console at /console (static pages; each of "
+        "their API calls needs a key).",
+    )
+
     # --- style transfer jobs (app/domains/jobs, app/core/style) ---
     stylize_workers: int = Field(
         1,

@@ -27,6 +27,12 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/docs"): ANY,
     ("GET", "/redoc"): ANY,
     ("GET", "/docs-assets/{asset}"): PUBLIC,  # Swagger UI's and ReDoc's own files
+    ("GET", "/console"): PUBLIC,  # the console's pages; each of their API calls is keyed
+    ("GET", "/console/{file}"): PUBLIC,
+    ("GET", "/v1/whoami"): ANY,
+    ("POST", "/v1/keys"): "admin",
+    ("GET", "/v1/keys"): "admin",
+    ("DELETE", "/v1/keys/{prefix}"): "admin",
     ("POST", "/v1/identities"): "enroll",
     ("POST", "/v1/identities/{identity_id}/faces"): "enroll",
     ("PATCH", "/v1/identities/{identity_id}"): "enroll",
@@ -132,12 +138,16 @@ def call(api: Api, caller: str, method: str, path: str, ids: dict[str, str]) -> 
         name="dlib-resnet-v1",
         job_id=ids["job_id"],
         asset="swagger-ui.css",
+        file="app.js",
+        prefix="000000000000",  # no such key: a revoke past auth is a 404
     )
     kw: dict[str, Any] = {}
     if path.startswith("/v1/collections"):
         # an unknown collection to delete: past auth
         concrete = path.format(name="nowhere" if method == "DELETE" else "default")
         kw = {"json": {"name": f"by-{caller}"}} if method == "POST" else {}
+    elif path == "/v1/keys" and method == "POST":
+        kw = {"json": {"name": f"by-{caller}", "scopes": ["verify"]}}
     elif path == "/v1/identities" and method == "POST":
         kw = {"files": {"image": upload(photo(b))}, "data": {"name": f"by {caller}"}}
     elif path.endswith("/faces") and method == "POST":
@@ -167,6 +177,8 @@ SUCCESS = {  # the answer to `call` for a caller that may make it
     ("POST", "/v1/stylize"): 202,
     ("POST", "/v1/collections"): 201,
     ("DELETE", "/v1/collections/{name}"): 404,
+    ("POST", "/v1/keys"): 201,
+    ("DELETE", "/v1/keys/{prefix}"): 404,
     ("GET", "/v1/jobs/{job_id}/result"): 409,  # queued: no result yet
 }
 
