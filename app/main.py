@@ -30,6 +30,7 @@ from app.core.serving.inference import FaceInference, Pipeline, backend_for
 from app.core.serving.pool import batch_capacity
 from app.core.store import db
 from app.core.store.audit_trail import DecisionLog
+from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import IndexedSession, catch_up
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
@@ -151,8 +152,15 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             settings.hnsw_m,
             settings.hnsw_ef_search,
         )
-        async with sessions() as session:
-            await catch_up(session, gallery, inference.model)
+        # Postgres: replicas learn each other's changes by NOTIFY (the feed builds the
+        # index and keeps it current); SQLite: one machine, built here, kept by hooks.
+        feed: IndexFeed | None = None
+        if engine.dialect.name == "postgresql":
+            feed = IndexFeed(settings.database_url, sessions, gallery, inference.model, metrics)
+            await feed.start()
+        else:
+            async with sessions() as session:
+                await catch_up(session, gallery, inference.model)
         gallery.ready = True
         metrics.track_index(lambda: len(gallery))
         log.info("index built: %d faces of %s %s", len(gallery), *inference.model)
@@ -182,8 +190,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         )
         state.collections = CollectionService(engine=engine, sessions=sessions, gallery=gallery)
         state.jobs = JobService(sessions=sessions, runner=stylize, settings=settings)
+        state.index_feed = feed
         state.health = HealthService(
-            engine=engine, inference=inference, gallery=gallery, metrics=metrics
+            engine=engine,
+            inference=inference,
+            gallery=gallery,
+            metrics=metrics,
+            index_feed=feed,
+            index_ready_lag_s=settings.index_ready_lag_s,
         )
         app.state.recognition = RecognitionService(
             sessions,
@@ -198,6 +212,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             cohort_tau=settings.cohort_tau,
             built_in_cohort=built_in_cohort,
             max_image_bytes=settings.max_image_bytes,
+            index_feed=feed,
         )
         app.state.models = ModelsService(
             sessions, inference, gallery, settings, cohort, built_in_cohort
@@ -223,6 +238,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         finally:
             await stylize.stop()  # before inference: a finishing job may still verify
             await inference.stop()
+            if feed is not None:
+                await feed.stop()
             await engine.dispose()
 
     # /docs and /redoc are docs_router's (assets served here, not from a CDN); for "key"

@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(
         384, ge=1, description="HNSW search breadth: recall@1 1.0 at 1M, p50 2.7 ms."
     )
+    index_ready_lag_s: float = Field(
+        2.0,
+        gt=0.0,
+        description="Postgres: /readyz says not ready while the index's oldest unapplied "
+        "change is older than this (docs/deploy.md).",
+    )
     threshold_min: float = Field(0.0, ge=0.0, description="Smallest per-request threshold.")
     threshold_max: float = Field(4.0, gt=0.0, description="Largest per-request threshold.")
     default_top_k: int = Field(1, ge=1, description="Candidates per face in /v1/recognize.")

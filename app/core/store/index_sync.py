@@ -11,6 +11,7 @@ at start, and other worker processes pick up each other's enrolls and deletes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,12 +74,32 @@ async def catch_up(
     generation was taken includes every change the index holds.
     """
     for _ in range(attempts):
-        seen = index.generation
-        count, id_sum = await repo.face_id_fingerprint(session, model)
-        if count == len(index) and id_sum == index.id_sum:
-            return False
-        db_faces = await repo.face_collections_of_model(session, model)
-        vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
-        if index.reconcile(db_faces.keys(), vectors, seen, db_faces):
+        outcome = await _catch_up_once(session, index, model)
+        if outcome != "refused":
+            return outcome == "changed"
+    return False
+
+
+async def rebuild(
+    session: AsyncSession, index: GalleryIndex, model: tuple[str, str], attempts: int = 50
+) -> bool:
+    """`catch_up` that insists: True once the index matched a read of the database,
+    False only when local commits kept refusing every read (then the caller retries)."""
+    for _ in range(attempts):
+        if await _catch_up_once(session, index, model) != "refused":
             return True
     return False
+
+
+async def _catch_up_once(
+    session: AsyncSession, index: GalleryIndex, model: tuple[str, str]
+) -> Literal["same", "changed", "refused"]:
+    seen = index.generation
+    count, id_sum = await repo.face_id_fingerprint(session, model)
+    if count == len(index) and id_sum == index.id_sum:
+        return "same"
+    db_faces = await repo.face_collections_of_model(session, model)
+    vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
+    if index.reconcile(db_faces.keys(), vectors, seen, db_faces):
+        return "changed"
+    return "refused"

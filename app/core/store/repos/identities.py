@@ -202,6 +202,27 @@ async def embeddings(session: AsyncSession, face_ids: list[int], dim: int) -> di
     return found
 
 
+async def index_entries(
+    session: AsyncSession, face_ids: Sequence[int], model: tuple[str, str], dim: int
+) -> tuple[dict[int, Vectors], dict[int, int]]:
+    """Of these faces, those `model` embedded: their vectors and their collections (face
+    id -> collection id). A face missing from both is deleted or of another model."""
+    vectors: dict[int, Vectors] = {}
+    collections: dict[int, int] = {}
+    ids = sorted(set(face_ids))
+    for start in range(0, len(ids), 5000):  # bounded IN lists
+        rows = await session.execute(
+            select(Face.id, Face.embedding, Face.dim, Identity.collection_id)
+            .join(Identity, Identity.id == Face.identity_id)
+            .where(Face.id.in_(ids[start : start + 5000]), *_same_model(model))
+        )
+        for row in rows:
+            if row.dim == dim:
+                vectors[row.id] = embedding_from_bytes(row.embedding, dim)
+                collections[row.id] = row.collection_id
+    return vectors, collections
+
+
 async def faces_of_other_models(
     session: AsyncSession, model: tuple[str, str]
 ) -> Sequence[Row[int, uuid.UUID, str, str, bool]]:
