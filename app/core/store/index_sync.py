@@ -22,6 +22,9 @@ from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 from app.core.store.vector_index import GalleryIndex, Vectors
 
 _PENDING = "facesvc.index_ops"
+# More faces missing than this: read the model's whole gallery in one streamed query
+# rather than its ids, then the missing vectors by IN lists (bench/replica_start.py).
+BULK_LOAD_MIN = 10_000
 
 
 class IndexedSession(Session):
@@ -98,6 +101,9 @@ async def _catch_up_once(
     count, id_sum = await repo.face_id_fingerprint(session, model)
     if count == len(index) and id_sum == index.id_sum:
         return "same"
+    if count - len(index) > BULK_LOAD_MIN:  # at start: the whole gallery, streamed
+        ids, vectors, collections = await repo.model_gallery(session, model, index.dim)
+        return "changed" if index.load(ids, vectors, collections, seen) else "refused"
     db_faces = await repo.face_collections_of_model(session, model)
     vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
     if index.reconcile(db_faces.keys(), vectors, seen, db_faces):

@@ -125,6 +125,26 @@ class GalleryIndex:
                 )
             return True
 
+    def load(
+        self,
+        ids: npt.NDArray[np.int64],
+        vectors: Vectors,
+        collections: npt.NDArray[np.int64],
+        seen_generation: int,
+    ) -> bool:
+        """`reconcile` for a whole gallery read at once (arrays, row i for ids[i]): the
+        index holds exactly `ids` afterwards. Refused (False) as `reconcile` is."""
+        with self._lock:
+            if self.generation != seen_generation:
+                return False
+            self._remove_locked(self._ids - set(ids.tolist()))
+            missing = ~np.isin(ids, np.fromiter(self._ids, dtype=np.int64, count=len(self._ids)))
+            if missing.any():
+                self._add_locked(
+                    ids[missing].tolist(), vectors[missing], collections[missing].tolist()
+                )
+            return True
+
     def refresh(
         self,
         face_ids: Iterable[int],
