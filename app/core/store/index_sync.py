@@ -102,8 +102,8 @@ async def _catch_up_once(
     if count == len(index) and id_sum == index.id_sum:
         return "same"
     if count - len(index) > BULK_LOAD_MIN:  # at start: the whole gallery, streamed
-        ids, vectors, collections = await repo.model_gallery(session, model, index.dim)
-        return "changed" if index.load(ids, vectors, collections, seen) else "refused"
+        ids, rows, collections = await repo.model_gallery(session, model, index.dim)
+        return "changed" if index.load(ids, rows, collections, seen) else "refused"
     db_faces = await repo.face_collections_of_model(session, model)
     vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
     if index.reconcile(db_faces.keys(), vectors, seen, db_faces):

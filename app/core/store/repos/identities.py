@@ -218,7 +218,7 @@ async def model_gallery(
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-        raw = (await connection.get_raw_connection()).driver_connection
+        raw: Any = (await connection.get_raw_connection()).driver_connection  # psycopg's
         stream = bytearray()
         async with (
             raw.cursor() as cursor,
