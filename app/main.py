@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -32,6 +33,7 @@ from app.core.store import db
 from app.core.store.audit_trail import DecisionLog
 from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import IndexedSession, catch_up
+from app.core.store.repos.identities import face_id_fingerprint
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
 from app.domains.audit.router import router as audit_router
@@ -117,6 +119,21 @@ def load_built_in_cohort(settings: Settings, backbone: Backbone) -> BuiltInCohor
     return BuiltInCohort.of(spec, backbone.embedding_size)
 
 
+async def index_kind(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], model: tuple[str, str]
+) -> Literal["flat", "hnsw"]:
+    """FACESVC_INDEX_KIND, or under `auto` the kind for the gallery's size now: exact
+    search below FACESVC_INDEX_AUTO_HNSW_FROM faces, HNSW from there (docs/deploy.md,
+    "When to leave exact search")."""
+    if settings.index_kind != "auto":
+        return settings.index_kind
+    async with sessions() as session:
+        faces, _ = await face_id_fingerprint(session, model)
+    kind: Literal["flat", "hnsw"] = "hnsw" if faces >= settings.index_auto_hnsw_from else "flat"
+    log.info("index kind %s for %d faces (FACESVC_INDEX_KIND=auto)", kind, faces)
+    return kind
+
+
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
     """The service. `pipeline` lets tests share one loaded pipeline between apps."""
     metrics = Metrics()
@@ -148,7 +165,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         inference = FaceInference(loaded, settings, metrics, backend=backend)
         gallery = GalleryIndex(
             inference.backbone.embedding_size,
-            settings.index_kind,
+            await index_kind(settings, sessions, inference.model),
             settings.hnsw_m,
             settings.hnsw_ef_search,
         )

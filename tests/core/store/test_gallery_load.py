@@ -10,7 +10,7 @@ import numpy as np
 from app.core.store.repos import identities as repo
 from app.core.store.vector_index import GalleryIndex
 from tests.support.factories import people, photo
-from tests.support.service import Api
+from tests.support.service import Api, MakeApi
 
 
 def test_the_whole_gallery_at_once_equals_face_by_face(api: Api) -> None:
@@ -49,3 +49,17 @@ def test_the_whole_gallery_at_once_equals_face_by_face(api: Api) -> None:
     assert index.ids() == set(ids.tolist())
     assert index.collection_of(enrolled[1]["face"]["id"]) == by_face[enrolled[1]["face"]["id"]]
     assert not index.load(ids, vectors, collections, index.generation - 1)  # moved since
+
+
+def test_the_auto_index_kind_follows_the_gallery_size(make_api: MakeApi) -> None:
+    """FACESVC_INDEX_KIND=auto: exact search for a small gallery, HNSW once the gallery
+    had FACESVC_INDEX_AUTO_HNSW_FROM faces at a start."""
+    small = make_api(index_kind="auto", index_auto_hnsw_from=2)
+    assert small.gallery.kind == "flat"
+    a, b = people(2)
+    enrolled = [small.enroll(photo(p), p).json() for p in (a, b)]
+    large = make_api(index_kind="auto", index_auto_hnsw_from=2)
+    assert large.gallery.kind == "hnsw"
+    assert large.gallery.ids() == {e["face"]["id"] for e in enrolled}
+    found = large.recognize(photo(b, 2)).json()["faces"][0]["identity"]
+    assert found["id"] == enrolled[1]["identity"]["id"]
