@@ -5,7 +5,9 @@ succeeded (SQLAlchemy's `after_commit` event) and dropped on rollback, so a fail
 leaves no vector behind. A face's collection never changes, so the ids alone tell the
 index from the database. `catch_up` compares the index with the database (count and sum of
 face ids, one aggregate query) and repairs any difference: the index is rebuilt this way
-at start, and other worker processes pick up each other's enrolls and deletes.
+at start, and on SQLite other worker processes pick up each other's enrolls and deletes
+by it at each search. On Postgres other processes' changes arrive by NOTIFY instead
+(`app.core.store.index_feed`), which uses `rebuild` after a start, reconnect or gap.
 """
 
 from __future__ import annotations
