@@ -7,7 +7,8 @@ own listening connection); the three-process test is tests/core/serving/test_rep
   none), cascades and hand-written SQL are recorded, a moved face is not.
 - Another app's enroll, face delete, identity delete and collection delete reach this
   app's index without any search (no per-search catch-up while the feed is live).
-- A change too large for one NOTIFY is read from the log; a lost connection (the
+- A change too large for one NOTIFY is read from the log; a missing number rebuilds the
+  index from the database; a lost connection (the
   listening backend terminated) is noticed, and the rebuilt index holds exactly the
   database's faces, also those enrolled while it was away.
 - SQLite has no feed and keeps the per-search catch-up.
@@ -225,3 +226,22 @@ def test_sqlite_keeps_the_per_search_catch_up(tmp_path: Any, make_api: MakeApi) 
     assert enrolled["face"]["id"] not in other.gallery  # no feed: nothing arrives by itself
     found = other.recognize(photo(person, 2)).json()["faces"][0]["identity"]
     assert found["id"] == enrolled["identity"]["id"]  # the search caught up
+
+
+def test_a_missing_number_is_a_gap_and_rebuilds_from_the_database(
+    make_api: MakeApi, database_url: str
+) -> None:
+    """A notification numbered past the next one (here sent by hand: the notifications
+    in between never came) makes the feed read the missing changes from the log; the log
+    does not hold them, so it rebuilds, and the index equals the database."""
+    one, two = make_api(), make_api()
+    enrolled = one.enroll(photo(people(1)[0]), "a").json()
+    eventually(in_index(two, enrolled["face"]["id"]), "enroll seen")
+    feed = two.app.state.index_feed
+    ahead = feed.applied + 5
+    with psycopg.connect(plain(database_url), autocommit=True) as conn:
+        conn.execute(f"""NOTIFY facesvc_index, '{{"seq": {ahead}, "add": [], "del": []}}'""")
+    eventually(lambda: metric(two, 'facesvc_index_rebuilds_total{reason="gap"}') == 1, "gap")
+    assert feed.live and two.gallery.ids() == two.db_face_ids() == {enrolled["face"]["id"]}
+    later = one.enroll(photo(people(2)[1]), "b").json()  # and it follows on from there
+    eventually(in_index(two, later["face"]["id"]), "enroll after the gap seen")
