@@ -8,9 +8,9 @@ own listening connection); the three-process test is tests/core/serving/test_rep
 - Another app's enroll, face delete, identity delete and collection delete reach this
   app's index without any search (no per-search catch-up while the feed is live).
 - A change too large for one NOTIFY is read from the log; a missing number rebuilds the
-  index from the database; a lost connection (the
-  listening backend terminated) is noticed, and the rebuilt index holds exactly the
-  database's faces, also those enrolled while it was away.
+  index from the database; a lost connection (the listening backend terminated) is
+  noticed, and the rebuilt index holds exactly the database's faces, also those
+  enrolled while it was away.
 - SQLite has no feed and keeps the per-search catch-up.
 """
 
