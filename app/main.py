@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -30,7 +31,9 @@ from app.core.serving.inference import FaceInference, Pipeline, backend_for
 from app.core.serving.pool import batch_capacity
 from app.core.store import db
 from app.core.store.audit_trail import DecisionLog
+from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import IndexedSession, catch_up
+from app.core.store.repos.identities import face_id_fingerprint
 from app.core.store.vector_index import GalleryIndex
 from app.core.telemetry import Metrics
 from app.domains.audit.router import router as audit_router
@@ -120,6 +123,21 @@ def load_built_in_cohort(settings: Settings, backbone: Backbone) -> BuiltInCohor
     return BuiltInCohort.of(spec, backbone.embedding_size)
 
 
+async def index_kind(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], model: tuple[str, str]
+) -> Literal["flat", "hnsw"]:
+    """FACESVC_INDEX_KIND, or under `auto` the kind for the gallery's size now: exact
+    search below FACESVC_INDEX_AUTO_HNSW_FROM faces, HNSW from there (docs/deploy.md,
+    "When to leave exact search")."""
+    if settings.index_kind != "auto":
+        return settings.index_kind
+    async with sessions() as session:
+        faces, _ = await face_id_fingerprint(session, model)
+    kind: Literal["flat", "hnsw"] = "hnsw" if faces >= settings.index_auto_hnsw_from else "flat"
+    log.info("index kind %s for %d faces (FACESVC_INDEX_KIND=auto)", kind, faces)
+    return kind
+
+
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
     """The service. `pipeline` lets tests share one loaded pipeline between apps."""
     metrics = Metrics()
@@ -151,12 +169,19 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         inference = FaceInference(loaded, settings, metrics, backend=backend)
         gallery = GalleryIndex(
             inference.backbone.embedding_size,
-            settings.index_kind,
+            await index_kind(settings, sessions, inference.model),
             settings.hnsw_m,
             settings.hnsw_ef_search,
         )
-        async with sessions() as session:
-            await catch_up(session, gallery, inference.model)
+        # Postgres: replicas learn each other's changes by NOTIFY (the feed builds the
+        # index and keeps it current); SQLite: one machine, built here, kept by hooks.
+        feed: IndexFeed | None = None
+        if engine.dialect.name == "postgresql":
+            feed = IndexFeed(settings.database_url, sessions, gallery, inference.model, metrics)
+            await feed.start()
+        else:
+            async with sessions() as session:
+                await catch_up(session, gallery, inference.model)
         gallery.ready = True
         metrics.track_index(lambda: len(gallery))
         log.info("index built: %d faces of %s %s", len(gallery), *inference.model)
@@ -186,8 +211,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         )
         state.collections = CollectionService(engine=engine, sessions=sessions, gallery=gallery)
         state.jobs = JobService(sessions=sessions, runner=stylize, settings=settings)
+        state.index_feed = feed
         state.health = HealthService(
-            engine=engine, inference=inference, gallery=gallery, metrics=metrics
+            engine=engine,
+            inference=inference,
+            gallery=gallery,
+            metrics=metrics,
+            index_feed=feed,
+            index_ready_lag_s=settings.index_ready_lag_s,
         )
         app.state.recognition = RecognitionService(
             sessions,
@@ -202,6 +233,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             cohort_tau=settings.cohort_tau,
             built_in_cohort=built_in_cohort,
             max_image_bytes=settings.max_image_bytes,
+            index_feed=feed,
         )
         app.state.models = ModelsService(
             sessions, inference, gallery, settings, cohort, built_in_cohort
@@ -228,6 +260,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         finally:
             await stylize.stop()  # before inference: a finishing job may still verify
             await inference.stop()
+            if feed is not None:
+                await feed.stop()
             await engine.dispose()
 
     # /docs and /redoc are docs_router's (assets served here, not from a CDN); for "key"

@@ -14,6 +14,7 @@ from app.core.store.rows import audit as _audit  # noqa: F401
 from app.core.store.rows import calibrations as _calibrations  # noqa: F401
 from app.core.store.rows import collections as _collections  # noqa: F401
 from app.core.store.rows import identities as _identities  # noqa: F401  (registers tables)
+from app.core.store.rows import index_changes as _index_changes  # noqa: F401
 from app.core.store.rows import jobs as _stylize  # noqa: F401
 from app.core.store.rows import keys as _keys  # noqa: F401
 

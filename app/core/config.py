@@ -147,12 +147,26 @@ class Settings(BaseSettings):
     keep_thumbnails: bool = Field(
         False, description="Store the aligned face crop (JPEG) of each enrolled face."
     )
-    index_kind: Literal["flat", "hnsw"] = Field(
-        "flat", description="FAISS index: exact 'flat' L2, or approximate 'hnsw'."
+    index_kind: Literal["flat", "hnsw", "auto"] = Field(
+        "flat",
+        description="FAISS index: exact 'flat' L2, approximate 'hnsw', or 'auto': chosen "
+        "at start by the gallery's size (FACESVC_INDEX_AUTO_HNSW_FROM; docs/deploy.md).",
+    )
+    index_auto_hnsw_from: int = Field(
+        200_000,
+        ge=1,
+        description="With FACESVC_INDEX_KIND=auto: HNSW from this many faces at start, "
+        "exact below (a gallery that grows past it switches at the next start).",
     )
     hnsw_m: int = Field(32, ge=4, le=256, description="HNSW graph degree.")
     hnsw_ef_search: int = Field(
         384, ge=1, description="HNSW search breadth: recall@1 1.0 at 1M, p50 2.7 ms."
+    )
+    index_ready_lag_s: float = Field(
+        2.0,
+        gt=0.0,
+        description="Postgres: /readyz says not ready while the index's oldest unapplied "
+        "change is older than this (docs/deploy.md).",
     )
     threshold_min: float = Field(0.0, ge=0.0, description="Smallest per-request threshold.")
     threshold_max: float = Field(4.0, gt=0.0, description="Largest per-request threshold.")

@@ -56,6 +56,38 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="max",  # every API process holds the same gallery
         )
+        # Replicas on one Postgres (app.core.store.index_feed); 0 on SQLite.
+        self.index_lag_seconds = Gauge(
+            "facesvc_index_lag_seconds",
+            "Age of the oldest database change the index has not applied yet (0: current).",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.index_lag_changes = Gauge(
+            "facesvc_index_lag_changes",
+            "Database changes (statements on faces) the index has not applied yet.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.index_lag_rows = Gauge(
+            "facesvc_index_lag_rows",
+            "Face rows in the changes the index has not applied yet.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.index_apply_delay = Histogram(
+            "facesvc_index_apply_delay_seconds",
+            "From a change's commit in the database to its application to this index.",
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.index_rebuilds = Counter(
+            "facesvc_index_rebuilds",
+            "Full catch-ups of the index from the faces table, by reason: start, "
+            "reconnect, gap (changes no longer in the log), reset (faces truncated).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.stage_time = Histogram(
             "facesvc_stage_seconds",
             "Time a request spent in each stage: queue (waiting for a worker), decode, "

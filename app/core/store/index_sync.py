@@ -5,12 +5,15 @@ succeeded (SQLAlchemy's `after_commit` event) and dropped on rollback, so a fail
 leaves no vector behind. A face's collection never changes, so the ids alone tell the
 index from the database. `catch_up` compares the index with the database (count and sum of
 face ids, one aggregate query) and repairs any difference: the index is rebuilt this way
-at start, and other worker processes pick up each other's enrolls and deletes.
+at start, and on SQLite other worker processes pick up each other's enrolls and deletes
+by it at each search. On Postgres other processes' changes arrive by NOTIFY instead
+(`app.core.store.index_feed`), which uses `rebuild` after a start, reconnect or gap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +24,9 @@ from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 from app.core.store.vector_index import GalleryIndex, Vectors
 
 _PENDING = "facesvc.index_ops"
+# More faces missing than this: read the model's whole gallery in one streamed query
+# rather than its ids, then the missing vectors by IN lists (bench/replica_start.py).
+BULK_LOAD_MIN = 10_000
 
 
 class IndexedSession(Session):
@@ -73,12 +79,35 @@ async def catch_up(
     generation was taken includes every change the index holds.
     """
     for _ in range(attempts):
-        seen = index.generation
-        count, id_sum = await repo.face_id_fingerprint(session, model)
-        if count == len(index) and id_sum == index.id_sum:
-            return False
-        db_faces = await repo.face_collections_of_model(session, model)
-        vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
-        if index.reconcile(db_faces.keys(), vectors, seen, db_faces):
+        outcome = await _catch_up_once(session, index, model)
+        if outcome != "refused":
+            return outcome == "changed"
+    return False
+
+
+async def rebuild(
+    session: AsyncSession, index: GalleryIndex, model: tuple[str, str], attempts: int = 50
+) -> bool:
+    """`catch_up` that insists: True once the index matched a read of the database,
+    False only when local commits kept refusing every read (then the caller retries)."""
+    for _ in range(attempts):
+        if await _catch_up_once(session, index, model) != "refused":
             return True
     return False
+
+
+async def _catch_up_once(
+    session: AsyncSession, index: GalleryIndex, model: tuple[str, str]
+) -> Literal["same", "changed", "refused"]:
+    seen = index.generation
+    count, id_sum = await repo.face_id_fingerprint(session, model)
+    if count == len(index) and id_sum == index.id_sum:
+        return "same"
+    if count - len(index) > BULK_LOAD_MIN:  # at start: the whole gallery, streamed
+        ids, rows, collections = await repo.model_gallery(session, model, index.dim)
+        return "changed" if index.load(ids, rows, collections, seen) else "refused"
+    db_faces = await repo.face_collections_of_model(session, model)
+    vectors = await repo.embeddings(session, sorted(db_faces.keys() - index.ids()), index.dim)
+    if index.reconcile(db_faces.keys(), vectors, seen, db_faces):
+        return "changed"
+    return "refused"

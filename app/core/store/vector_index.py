@@ -125,6 +125,49 @@ class GalleryIndex:
                 )
             return True
 
+    def load(
+        self,
+        ids: npt.NDArray[np.int64],
+        vectors: Vectors,
+        collections: npt.NDArray[np.int64],
+        seen_generation: int,
+    ) -> bool:
+        """`reconcile` for a whole gallery read at once (arrays, row i for ids[i]): the
+        index holds exactly `ids` afterwards. Refused (False) as `reconcile` is."""
+        with self._lock:
+            if self.generation != seen_generation:
+                return False
+            self._remove_locked(self._ids - set(ids.tolist()))
+            missing = ~np.isin(ids, np.fromiter(self._ids, dtype=np.int64, count=len(self._ids)))
+            if missing.any():
+                self._add_locked(
+                    ids[missing].tolist(), vectors[missing], collections[missing].tolist()
+                )
+            return True
+
+    def refresh(
+        self,
+        face_ids: Iterable[int],
+        vectors: Mapping[int, Vectors],
+        collections: Mapping[int, int],
+        seen_generation: int,
+    ) -> bool:
+        """Bring these faces to their stored state, read from the database while
+        `generation` was `seen_generation`: those in `vectors` are added (in their
+        collection), the others (deleted, or re-embedded with another model) removed.
+        Refused (False) as `reconcile` is, when the index changed since."""
+        face_ids = set(face_ids)
+        with self._lock:
+            if self.generation != seen_generation:
+                return False
+            self._remove_locked(face_ids - vectors.keys())
+            new = [face_id for face_id in sorted(vectors.keys() & face_ids)]
+            if new:
+                self._add_locked(
+                    new, np.stack([vectors[i] for i in new]), [collections[i] for i in new]
+                )
+            return True
+
     def _add_locked(self, ids: list[int], vectors: Vectors, collections: list[int]) -> None:
         vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
         keep = [i for i, face_id in enumerate(ids) if face_id not in self._ids]

@@ -35,6 +35,7 @@ from app.core.model.types import Embedding, FaceSelection
 from app.core.model.verifier import Verifier
 from app.core.serving.inference import FaceInference
 from app.core.store.codec import embedding_from_bytes
+from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import catch_up
 from app.core.store.repos import collections as collections_repo
 from app.core.store.repos import identities as repo
@@ -84,6 +85,7 @@ class RecognitionService:
         cohort_tau: float | None = None,
         built_in_cohort: BuiltInCohort | None = None,
         max_image_bytes: int,
+        index_feed: IndexFeed | None = None,
     ) -> None:
         if cohort is not None and cohort_tau is None:
             raise ValueError("cohort scoring needs its tau (FACESVC_COHORT_TAU)")
@@ -101,6 +103,7 @@ class RecognitionService:
         )
         self._built_in_cohort = built_in_cohort
         self.max_image_bytes = max_image_bytes  # the routes' upload limit
+        self._index_feed = index_feed
 
     async def verify(self, form: VerifyForm, *, may_read: bool = True) -> VerifyOut:
         """`may_read` false (a key without `read`): an unknown or uncomparable identity
@@ -227,7 +230,10 @@ class RecognitionService:
             with self._metrics.stage("database"):
                 collection = await collections_repo.require(session, form.collection)
                 await model_match.check_gallery(session, model)
-                await catch_up(session, self._gallery, model)  # other workers' changes
+                if self._index_feed is None or not self._index_feed.live:
+                    # other processes' changes: by query on SQLite, or while the feed
+                    # that brings them on Postgres reconnects
+                    await catch_up(session, self._gallery, model)
                 # N is the collection's: only its faces can answer a stranger's search
                 gallery_size = self._gallery.count(collection.id)
                 active = await self._active_calibration(session, gallery_size)
