@@ -285,3 +285,17 @@ def test_a_key_bound_to_a_deleted_collection_reaches_nothing(api: Api) -> None:
     assert api.client.get("/v1/collections", headers=key).json()["items"] == []
     r = api.client.get("/v1/identities", headers=key, params={"collection": "short-lived"})
     assert r.status_code == 403
+
+
+def test_creating_and_deleting_a_collection_is_audited(api: Api) -> None:
+    _collection(api, "lobby")
+    (a,) = people(1)
+    _enroll(api, photo(a), "A", "lobby")
+    assert api.delete("/v1/collections/lobby").status_code == 204
+    r = api.get("/v1/audit", params={"action": "collection.create"})
+    assert r.status_code == 200, r.text
+    (created,) = r.json()["items"]
+    assert created["target"] == {"collection": "lobby"} and created["outcome"] == "ok"
+    (deleted,) = api.get("/v1/audit", params={"action": "collection.delete"}).json()["items"]
+    assert deleted["target"] == {"collection": "lobby", "faces": 1}
+    assert created["actor"] == deleted["actor"] != "cli"  # the admin key's prefix
