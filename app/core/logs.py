@@ -119,8 +119,13 @@ def dict_config(level: str, log_format: LogFormat) -> dict[str, Any]:
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
-            name: {"level": level.upper(), "handlers": [], "propagate": True}
-            for name in SERVICE_LOGGERS
+            **{
+                name: {"level": level.upper(), "handlers": [], "propagate": True}
+                for name in SERVICE_LOGGERS
+            },
+            # alembic announces each of its autogenerate plugins at INFO on every start
+            # (migrations run at start-up); what it migrates still shows.
+            "alembic.runtime.plugins": {"level": "WARNING", "handlers": [], "propagate": True},
         },
     }
 
