@@ -34,6 +34,13 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def require_json(request: Request) -> None:
+    """Dependency of the routes that read a JSON body: any other media type is a 415
+    before the body is read."""
+    if media_type(request) != JSON:
+        raise UnsupportedMediaType(f"send {JSON}")
+
+
 def is_json(kind: str) -> bool:
     return kind == JSON or (kind.startswith("application/") and kind.endswith("+json"))
 

@@ -8,8 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, Response
 
 from app.api import errors
 from app.api.deps import AdminKey, ReadKey, from_state
-from app.api.forms import JSON, media_type, openapi_json_body, parse_json
-from app.core.errors import UnsupportedMediaType
+from app.api.forms import openapi_json_body, parse_json, require_json
 from app.domains.collections.schemas import CollectionCreate, CollectionList, CollectionOut
 from app.domains.collections.service import CollectionService
 from app.domains.shared import CollectionName
@@ -20,11 +19,6 @@ CollectionsDep = Annotated[CollectionService, Depends(from_state("collections"))
 NamePath = Annotated[CollectionName, Path(description="The collection's name.")]
 
 BOUND = " A key bound to collections gets 403 for any other one, whether it exists or not."
-
-
-def require_json(request: Request) -> None:
-    if media_type(request) != JSON:
-        raise UnsupportedMediaType(f"send {JSON}")
 
 
 @router.post(

@@ -9,9 +9,8 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, R
 
 from app.api import errors
 from app.api.deps import EnrollKey, ReadKey, from_state
-from app.api.forms import JSON, media_type, openapi_body, openapi_json_body, parse_form, parse_json
+from app.api.forms import openapi_body, openapi_json_body, parse_form, parse_json, require_json
 from app.core.bounds import Label, PlainText
-from app.core.errors import UnsupportedMediaType
 from app.core.store.rows.collections import DEFAULT_COLLECTION
 from app.domains.identities.schemas import (
     AddFaceForm,
@@ -32,11 +31,6 @@ IdentitiesDep = Annotated[IdentityService, Depends(from_state("identities"))]
 IMAGE = ("image",)
 # The collection of a route without a form (GET, PATCH, DELETE): a query parameter.
 InCollection = Annotated[CollectionName, Query(description=COLLECTION_HELP)]
-
-
-def require_json(request: Request) -> None:
-    if media_type(request) != JSON:
-        raise UnsupportedMediaType(f"send {JSON}")
 
 
 @router.post(

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from app.api import errors
 from app.api.deps import AdminKey, from_state
-from app.api.forms import JSON, media_type, openapi_json_body, parse_json
-from app.core.errors import UnsupportedMediaType
+from app.api.forms import openapi_json_body, parse_json, require_json
 from app.domains.keys.schemas import KeyCreate, KeyCreated, KeyList
 from app.domains.keys.service import KeyService
 
@@ -21,11 +20,6 @@ Prefix = Annotated[
     str, Path(pattern=r"^[0-9a-f]{12}$", description="The key's prefix (fsk_<prefix>_...).")
 ]
 ADMIN = "Needs an admin key bound to no collection in particular."
-
-
-def require_json(request: Request) -> None:
-    if media_type(request) != JSON:
-        raise UnsupportedMediaType(f"send {JSON}")
 
 
 @router.post(
