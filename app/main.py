@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -34,7 +33,7 @@ from app.core.store.audit_trail import DecisionLog
 from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import IndexedSession, catch_up
 from app.core.store.repos.identities import face_id_fingerprint
-from app.core.store.vector_index import GalleryIndex
+from app.core.store.vector_index import AutoKinds, GalleryIndex, Kind
 from app.core.telemetry import Metrics
 from app.domains.audit.router import router as audit_router
 from app.domains.audit.service import AuditService
@@ -125,17 +124,18 @@ def load_built_in_cohort(settings: Settings, backbone: Backbone) -> BuiltInCohor
 
 async def index_kind(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], model: tuple[str, str]
-) -> Literal["flat", "hnsw"]:
-    """FACESVC_INDEX_KIND, or under `auto` the kind for the gallery's size now: exact
-    search below FACESVC_INDEX_AUTO_HNSW_FROM faces, HNSW from there (docs/deploy.md,
-    "When to leave exact search")."""
+) -> tuple[Kind, AutoKinds | None]:
+    """FACESVC_INDEX_KIND, or under `auto` the kind for the gallery's size now (exact,
+    HNSW, then IVF-PQ; docs/deploy.md, "Index kinds") and the thresholds by which the
+    index changes kind while running."""
     if settings.index_kind != "auto":
-        return settings.index_kind
+        return settings.index_kind, None
+    auto = AutoKinds(settings.index_auto_hnsw_from, settings.index_auto_ivfpq_from)
     async with sessions() as session:
         faces, _ = await face_id_fingerprint(session, model)
-    kind: Literal["flat", "hnsw"] = "hnsw" if faces >= settings.index_auto_hnsw_from else "flat"
+    kind = auto.for_size(faces)
     log.info("index kind %s for %d faces (FACESVC_INDEX_KIND=auto)", kind, faces)
-    return kind
+    return kind, auto
 
 
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
@@ -167,11 +167,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         else:
             loaded = (await load_in_thread(settings.model_copy(update={"device": "cpu"})))[:1]
         inference = FaceInference(loaded, settings, metrics, backend=backend)
+        kind, auto = await index_kind(settings, sessions, inference.model)
         gallery = GalleryIndex(
             inference.backbone.embedding_size,
-            await index_kind(settings, sessions, inference.model),
+            kind,
             settings.hnsw_m,
             settings.hnsw_ef_search,
+            ivfpq_nprobe=settings.ivfpq_nprobe,
+            auto=auto,
         )
         # Postgres: replicas learn each other's changes by NOTIFY (the feed builds the
         # index and keeps it current); SQLite: one machine, built here, kept by hooks.

@@ -147,16 +147,26 @@ class Settings(BaseSettings):
     keep_thumbnails: bool = Field(
         False, description="Store the aligned face crop (JPEG) of each enrolled face."
     )
-    index_kind: Literal["flat", "hnsw", "auto"] = Field(
+    index_kind: Literal["flat", "hnsw", "ivfpq", "auto"] = Field(
         "flat",
-        description="FAISS index: exact 'flat' L2, approximate 'hnsw', or 'auto': chosen "
-        "at start by the gallery's size (FACESVC_INDEX_AUTO_HNSW_FROM; docs/deploy.md).",
+        description="FAISS index: exact 'flat' L2, approximate 'hnsw', compressed 'ivfpq' "
+        "(tens of millions), or 'auto': chosen by the gallery's size and rebuilt in the "
+        "background when it grows or shrinks past a threshold (docs/deploy.md).",
     )
     index_auto_hnsw_from: int = Field(
         200_000,
         ge=1,
-        description="With FACESVC_INDEX_KIND=auto: HNSW from this many faces at start, "
-        "exact below (a gallery that grows past it switches at the next start).",
+        description="With FACESVC_INDEX_KIND=auto: HNSW from this many faces, exact below "
+        "(back to exact below half of it).",
+    )
+    index_auto_ivfpq_from: int = Field(
+        5_000_000,
+        ge=1,
+        description="With FACESVC_INDEX_KIND=auto: IVF-PQ from this many faces, HNSW below "
+        "(back to HNSW below half of it).",
+    )
+    ivfpq_nprobe: int = Field(
+        32, ge=1, description="IVF-PQ: inverted lists scanned per search (docs/deploy.md)."
     )
     hnsw_m: int = Field(32, ge=4, le=256, description="HNSW graph degree.")
     hnsw_ef_search: int = Field(

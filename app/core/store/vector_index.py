@@ -9,61 +9,91 @@ late hook and a catch-up from the database meet without duplicates. Every change
 Each face belongs to one collection, and a search names the collection it may answer
 from: one index for all collections, searched with a FAISS ID selector of the
 collection's faces (docs/architecture.md, "One index, filtered by collection").
+
+The vectors themselves live in one structure of the chosen kind (`app.core.store.index_kinds`:
+exact, HNSW or IVF-PQ). Under FACESVC_INDEX_KIND=auto a gallery that grows past a kind's
+threshold (or shrinks well below it) gets the other kind built by a background thread from
+a copy of the vectors, without holding the lock; the changes made meanwhile are journaled,
+replayed onto the new structure, and it is swapped in under the lock with a new generation.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
+from app.core.store.index_kinds import (
+    AutoKinds,
+    FlatKind,
+    Hits,
+    HnswKind,
+    Kind,
+    KindIndex,
+    Vectors,
+    exact,
+)
+from app.core.store.ivfpq import TRAIN_MIN, IvfPqKind
 from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 
-Vectors = npt.NDArray[np.float32]
+__all__ = ["AutoKinds", "GalleryIndex", "Kind", "Vectors"]
 
-# An HNSW search filtered to a collection this small (or smaller than an eighth of the
-# index) compares the probe with each of its vectors instead: exact, and cheaper than a
-# graph walk that must pass over the other collections' nodes to reach its few.
-EXACT_SEARCH_MAX = 4096
+log = logging.getLogger(__name__)
+
+# An IVF-PQ index retrains (a background rebuild) once the gallery is this many times the
+# size its lists were trained on: nlist about 4 sqrt(N) is then too few lists.
+RETRAIN_GROWTH = 4
 
 
 class GalleryIndex:
     def __init__(
         self,
         dim: int,
-        kind: Literal["flat", "hnsw"] = "flat",
+        kind: Kind = "flat",
         hnsw_m: int = 32,
         hnsw_ef_search: int = 384,
+        *,
+        ivfpq_nprobe: int = 32,
+        ivfpq_train_min: int = TRAIN_MIN,
+        auto: AutoKinds | None = None,
     ) -> None:
         self.dim = dim
-        self.kind = kind
         self._hnsw_m = hnsw_m
         self._hnsw_ef_search = hnsw_ef_search
+        self._ivfpq_nprobe = ivfpq_nprobe
+        self._ivfpq_train_min = ivfpq_train_min
+        self._auto = auto  # None: the kind stays as given
         self._lock = threading.Lock()
         self._ids: set[int] = set()
         self.id_sum = 0  # sum of the ids held: a cheap fingerprint to compare with the DB
         self.generation = 0  # bumped by every change; see `reconcile`
-        # HNSW cannot remove vectors: removed ids become tombstones, filtered from results
-        # and dropped at the next rebuild.
-        self._tombstones: set[int] = set()
-        self._vectors: dict[int, Vectors] = {}  # kept only for HNSW rebuilds
         self._collection_of: dict[int, int] = {}  # face id -> collection id
         self._members: dict[int, set[int]] = {}  # collection id -> its face ids
         self._selectors: dict[int, tuple[int, faiss.IDSelectorBatch, npt.NDArray[np.int64]]] = {}
-        self._index = self._new_index()
+        self._vectors: KindIndex = self._new_kind(kind)
+        # while another kind is built: which, and the changes made since its copy was taken
+        self._building: Kind | None = None
+        self._journal: list[tuple[Literal["add", "remove"], npt.NDArray[np.int64], Vectors]] | None
+        self._journal = None
+        self._switched = threading.Condition(self._lock)
+        self.switches = 0  # kind changes (and retrainings) swapped in since start
         self.ready = False
 
-    def _new_index(self) -> faiss.IndexIDMap2:
-        if self.kind != "hnsw":
-            return faiss.IndexIDMap2(faiss.IndexFlatL2(self.dim))
-        hnsw = faiss.IndexHNSWFlat(self.dim, self._hnsw_m)
-        # FAISS's default efSearch (16) gives recall@1 0.41 at 1M (bench/index.py)
-        hnsw.hnsw.efSearch = self._hnsw_ef_search
-        return faiss.IndexIDMap2(hnsw)
+    @property
+    def kind(self) -> Kind:
+        return self._vectors.kind
+
+    def _new_kind(self, kind: Kind) -> KindIndex:
+        if kind == "hnsw":
+            return HnswKind(self.dim, self._hnsw_m, self._hnsw_ef_search)
+        if kind == "ivfpq":
+            return IvfPqKind(self.dim, self._ivfpq_nprobe, train_min=self._ivfpq_train_min)
+        return FlatKind(self.dim)
 
     def __len__(self) -> int:
         with self._lock:
@@ -174,20 +204,17 @@ class GalleryIndex:
         if not keep:
             return
         new_ids = np.asarray([ids[i] for i in keep], dtype=np.int64)
-        new_vectors = vectors[keep]
+        new_vectors = np.ascontiguousarray(vectors[keep])
         for i in keep:
             self._collection_of[ids[i]] = collections[i]
             self._members.setdefault(collections[i], set()).add(ids[i])
-        revived = self._tombstones.intersection(new_ids.tolist())
-        if revived:  # an HNSW id that comes back: rebuild without its old vector
-            self._tombstones -= revived
-            self._rebuild_locked()
-        self._index.add_with_ids(new_vectors, new_ids)
+        self._vectors.add(new_ids, new_vectors)
         self._ids.update(new_ids.tolist())
         self.id_sum += int(new_ids.sum())
         self.generation += 1
-        if self.kind == "hnsw":
-            self._vectors.update(zip(new_ids.tolist(), new_vectors, strict=True))
+        if self._journal is not None:
+            self._journal.append(("add", new_ids, new_vectors))
+        self._consider_switch_locked()
 
     def _remove_locked(self, ids: Iterable[int]) -> None:
         gone = self._ids.intersection(ids)
@@ -203,26 +230,95 @@ class GalleryIndex:
             if not members:
                 del self._members[collection]
                 self._selectors.pop(collection, None)
-        if self.kind == "flat":
-            ids = np.asarray(sorted(gone), dtype=np.int64)
-            self._index.remove_ids(ids)  # type: ignore[arg-type]  # faiss wraps arrays
+        self._vectors.remove(gone)
+        if self._journal is not None:
+            self._journal.append(("remove", np.fromiter(gone, dtype=np.int64), _NO_VECTORS))
+        self._consider_switch_locked()
+
+    # ------------------------------------------------------------ auto: another kind
+
+    def _consider_switch_locked(self) -> None:
+        if self._auto is None or self._building is not None:
+            return  # fixed kind, or a rebuild already runs (it looks again when done)
+        wanted = self._auto.wanted(len(self._ids), self.kind)
+        current = self._vectors
+        stale = (
+            isinstance(current, IvfPqKind)
+            and current.trained_at > 0
+            and current.ntotal > RETRAIN_GROWTH * current.trained_at
+        )
+        if wanted == self.kind and not stale:
             return
-        for face_id in gone:
-            self._vectors.pop(face_id, None)
-        self._tombstones |= gone
-        if len(self._tombstones) > max(1000, len(self._ids) // 4):
-            self._rebuild_locked()
+        self._building = wanted
+        threading.Thread(
+            target=self._switch, args=(wanted,), name=f"index-{wanted}", daemon=True
+        ).start()
 
-    def _rebuild_locked(self) -> None:
-        self._index = self._new_index()
-        self._tombstones.clear()
-        if self._vectors:
-            ids = np.fromiter(self._vectors, dtype=np.int64, count=len(self._vectors))
-            self._index.add_with_ids(np.stack(list(self._vectors.values())), ids)
+    def _switch(self, kind: Kind) -> None:
+        try:
+            copy = self.begin_switch(kind)
+            log.info("index: building %s for %d faces in the background", kind, len(copy[0]))
+            self.finish_switch(self.build(kind, *copy))
+        except Exception:  # stay on the kind in use; a bug must not stop the service
+            log.exception("index: building %s failed; keeping %s", kind, self.kind)
+            with self._lock:
+                self._journal = self._building = self._auto = None
+                self._switched.notify_all()
 
-    def search(
-        self, vector: Vectors, k: int, collection: int | None = None
-    ) -> list[tuple[int, float]]:
+    def begin_switch(self, kind: Kind) -> tuple[npt.NDArray[np.int64], Vectors]:
+        """A rebuild as `kind`, step 1 of 3: a copy of every vector, and from now on a
+        journal of the changes made after it. Step 2, `build`, runs without the lock
+        (searches and changes go on meanwhile); step 3, `finish_switch`, swaps it in."""
+        with self._lock:
+            self._building = kind
+            self._journal = []
+            return self._vectors.export()
+
+    def build(self, kind: Kind, ids: npt.NDArray[np.int64], vectors: Vectors) -> KindIndex:
+        built = self._new_kind(kind)
+        if len(ids):
+            built.add(ids, vectors)
+        return built
+
+    def finish_switch(self, built: KindIndex) -> None:
+        """Replay the changes made since `begin_switch` onto `built` and make it the index,
+        in one step under the lock; the generation moves, as for any change."""
+        with self._lock:
+            assert self._journal is not None, "finish_switch without begin_switch"
+            for op, changed, added in self._journal:
+                if op == "add":
+                    built.add(changed, added)
+                else:
+                    built.remove(set(changed.tolist()))
+            previous, replayed = self.kind, len(self._journal)
+            self._vectors = built
+            self._journal = self._building = None
+            self.generation += 1
+            self.switches += 1
+            self._switched.notify_all()
+            log.info(
+                "index: %s -> %s at %d faces (%d changes replayed)",
+                previous,
+                built.kind,
+                len(self._ids),
+                replayed,
+            )
+            self._consider_switch_locked()  # it may have grown past the next one meanwhile
+
+    @property
+    def switching(self) -> bool:
+        """A rebuild as another kind runs in the background."""
+        with self._lock:
+            return self._building is not None
+
+    def wait_for_switches(self, timeout: float) -> bool:
+        """True once no rebuild of another kind runs (for tools and tests)."""
+        with self._lock:
+            return self._switched.wait_for(lambda: self._building is None, timeout)
+
+    # ------------------------------------------------------------ search
+
+    def search(self, vector: Vectors, k: int, collection: int | None = None) -> Hits:
         """The k nearest faces as (face_id, squared L2 distance), nearest first; only
         `collection`'s faces when one is given (None: every face, for tools)."""
         query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, self.dim))
@@ -232,45 +328,22 @@ class GalleryIndex:
             k = min(k, len(self._ids))
             if k <= 0:
                 return []
-            distances, labels = self._index.search(query, k + len(self._tombstones))
-            tombstones = set(self._tombstones)
-        hits = [
-            (int(label), max(0.0, float(dist)))
-            for label, dist in zip(labels[0], distances[0], strict=True)
-            if label >= 0 and int(label) not in tombstones
-        ]
-        return hits[:k]
+            return self._vectors.search(query, k)
 
-    def _search_collection_locked(
-        self, query: Vectors, k: int, collection: int
-    ) -> list[tuple[int, float]]:
+    def _search_collection_locked(self, query: Vectors, k: int, collection: int) -> Hits:
         """A search that cannot answer with another collection's face: FAISS skips every
         id the selector does not hold (the flat index stays exact); a small collection
-        in an HNSW index is compared face by face."""
+        in an approximate index is compared face by face."""
         members = self._members.get(collection, set())
         k = min(k, len(members))
         if k <= 0:
             return []
-        exact = self.kind == "hnsw" and (
-            len(members) <= EXACT_SEARCH_MAX or len(members) * 8 < len(self._ids)
+        hits = self._vectors.search_among(
+            query, k, members, lambda: self._selector_locked(collection)[0]
         )
-        if exact:
-            return self._exact_locked(query, k, members)
-        selector, _ = self._selector_locked(collection)
-        api: Any = faiss  # its type stubs lack the search parameters' selector
-        params = (
-            api.SearchParametersHNSW(sel=selector, efSearch=max(self._hnsw_ef_search, k))
-            if self.kind == "hnsw"
-            else api.SearchParameters(sel=selector)
-        )
-        distances, labels = self._index.search(query, k, params=params)
-        hits = [
-            (int(label), max(0.0, float(dist)))
-            for label, dist in zip(labels[0], distances[0], strict=True)
-            if label >= 0 and int(label) in members
-        ]
-        if len(hits) < k:  # a filtered graph walk that fell short: answer exactly
-            return self._exact_locked(query, k, members)
+        if len(hits) < k:  # a filtered graph walk or list scan that fell short: exactly
+            ids = np.fromiter(members, dtype=np.int64, count=len(members))
+            return exact(query, k, ids, self._vectors.vectors_of(ids))
         return hits
 
     def _selector_locked(
@@ -286,14 +359,5 @@ class GalleryIndex:
         self._selectors[collection] = (self.generation, selector, ids)
         return selector, ids
 
-    def _exact_locked(self, query: Vectors, k: int, members: set[int]) -> list[tuple[int, float]]:
-        ids = np.fromiter(members, dtype=np.int64, count=len(members))
-        vectors = np.stack([self._vector_locked(int(i)) for i in ids])
-        distances = ((vectors - query) ** 2).sum(axis=1)
-        order = np.argsort(distances, kind="stable")[:k]
-        return [(int(ids[i]), max(0.0, float(distances[i]))) for i in order]
 
-    def _vector_locked(self, face_id: int) -> Vectors:
-        if self.kind == "hnsw":
-            return self._vectors[face_id]
-        return np.asarray(self._index.reconstruct(face_id), dtype=np.float32)
+_NO_VECTORS: Vectors = np.zeros((0, 0), dtype=np.float32)

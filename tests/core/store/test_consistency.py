@@ -194,7 +194,7 @@ def test_hnsw_search_breadth_survives_rebuilds() -> None:
     gallery = GalleryIndex(4, "hnsw", hnsw_m=8, hnsw_ef_search=77)
 
     def ef_search() -> int:
-        inner = faiss.downcast_index(gallery._index.index)
+        inner = faiss.downcast_index(gallery._vectors._index.index)  # type: ignore[attr-defined]
         return int(inner.hnsw.efSearch)
 
     assert ef_search() == 77

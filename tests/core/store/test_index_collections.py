@@ -1,13 +1,15 @@
 """The search index filtered by collection (app/core/store/vector_index.py): another
 collection's face is never an answer, even when it is far nearer, and a small
-collection's nearest members are found exactly, in a flat and an HNSW index."""
+collection's nearest members are found exactly, in a flat, an HNSW and an IVF-PQ
+index (trained from 1000 faces here, so the larger gallery is searched by its lists)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app.core.store.vector_index import EXACT_SEARCH_MAX, GalleryIndex
+from app.core.store.index_kinds import EXACT_SEARCH_MAX
+from app.core.store.vector_index import GalleryIndex
 
 DIM = 8
 
@@ -22,11 +24,11 @@ def _exact(vectors: np.ndarray, ids: list[int], probe: np.ndarray, k: int) -> li
     return [ids[i] for i in order]
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
 @pytest.mark.parametrize("big_size", [200, EXACT_SEARCH_MAX + 2000])
 def test_search_stays_in_its_collection(kind: str, big_size: int) -> None:
     rng = np.random.default_rng(7)
-    index = GalleryIndex(DIM, kind)  # type: ignore[arg-type]
+    index = GalleryIndex(DIM, kind, ivfpq_train_min=1000)  # type: ignore[arg-type]
     big, small = _unit(rng, big_size), _unit(rng, 5)
     big_ids = list(range(1, big_size + 1))
     small_ids = list(range(10**6, 10**6 + 5))
@@ -44,10 +46,10 @@ def test_search_stays_in_its_collection(kind: str, big_size: int) -> None:
         assert {face for face, _ in index.search(probe, 10, 1)} <= set(big_ids)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
 def test_removes_and_reconcile_keep_the_collections(kind: str) -> None:
     rng = np.random.default_rng(3)
-    index = GalleryIndex(DIM, kind)  # type: ignore[arg-type]
+    index = GalleryIndex(DIM, kind, ivfpq_train_min=1000)  # type: ignore[arg-type]
     vectors = _unit(rng, 6)
     index.add([1, 2, 3], vectors[:3], collection=1)
     index.add([4, 5], vectors[3:5], collection=2)
