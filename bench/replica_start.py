@@ -1,15 +1,17 @@
 """Start-up of a replica's index on a large Postgres gallery: time and memory.
 
-    python -m bench.replica_start [--faces 1000000] [--database-url URL] [--kind flat]
+    python -m bench.replica_start [--faces 1000000] [--database-url URL]
+        [--kind flat|hnsw|ivfpq] [--threads 2]
 
 Fills a database of its own (created when missing; default `facesvc_bench_replica` on
 the local server) with `--faces` identities of one face each, unless it already holds
 them, then times what a replica does at start after loading its model: listen, read the
 latest change number, and build the index from `faces` (`IndexFeed.start`, the same
 code the lifespan runs). Memory is this process's resident set (VmRSS) before and after,
-and its peak (VmHWM). The embeddings are 128-d unit vectors, 4096 distinct ones repeated
-(the build does not depend on their values). Model loading is not included: it is the
-same for any gallery.
+and its peak (VmHWM). The embeddings are 128-d unit vectors drawn from the default model's
+cohort mixture (like real faces; HNSW's graph and IVF-PQ's training depend on them), one
+per face. FAISS builds on `--threads` OpenMP threads. Model loading is not included: it
+is the same for any gallery.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import argparse
 import asyncio
 import gc
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+import faiss
 import psycopg
 from sqlalchemy.engine import make_url
 
+from app.core.decision.cohort import CohortMixture
 from app.core.store import db
 from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import IndexedSession
@@ -32,8 +36,8 @@ from app.core.telemetry import Metrics
 
 MODEL = ("bench-model", "1")
 DIM = 128
-DISTINCT = 4096
 CHUNK = 100_000
+MIXTURE = Path("app/core/model/backbones/dlib_resnet_l2_cohort.npz")
 
 
 def memory_mib(field: str) -> float:
@@ -63,15 +67,15 @@ def fill(url: str, faces: int) -> None:
             return
         conn.execute("TRUNCATE identities, faces CASCADE")
         started = time.perf_counter()
-        rng = np.random.default_rng(0)
-        pool = rng.standard_normal((DISTINCT, DIM)).astype("<f4")
-        pool /= np.linalg.norm(pool, axis=1, keepdims=True)
         conn.execute("CREATE TEMP TABLE vectors (k int PRIMARY KEY, e bytea)")
+        mixture = CohortMixture.load(MIXTURE)
         with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO vectors VALUES (%s, %s)",
-                [(k, pool[k].tobytes()) for k in range(DISTINCT)],
-            )
+            for part, start in enumerate(range(0, faces, CHUNK)):
+                size = min(CHUNK, faces - start)
+                pool = replace(mixture, samples=size, seed=2000 + part).draw().astype("<f4")
+                with cur.copy("COPY vectors (k, e) FROM STDIN") as copy:
+                    for i in range(size):
+                        copy.write_row((start + i + 1, pool[i].tobytes()))
         for start in range(0, faces, CHUNK):
             stop = min(faces, start + CHUNK)
             conn.execute(
@@ -82,8 +86,8 @@ def fill(url: str, faces: int) -> None:
                 " INSERT INTO faces (identity_id, model_name, model_version, dim, embedding,"
                 " created_at) SELECT p.id, %s, %s, %s, v.e, now()"
                 " FROM (SELECT id, row_number() OVER () AS n FROM people) p"
-                " JOIN vectors v ON v.k = p.n %% %s",
-                (start + 1, stop, MODEL[0], MODEL[1], DIM, DISTINCT),
+                " JOIN vectors v ON v.k = p.n + %s",
+                (start + 1, stop, MODEL[0], MODEL[1], DIM, start),
             )
         conn.execute("VACUUM ANALYZE faces")
         conn.execute("VACUUM ANALYZE identities")
@@ -119,8 +123,10 @@ def main() -> None:
         "--database-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/facesvc_bench_replica",
     )
-    parser.add_argument("--kind", choices=["flat", "hnsw"], default="flat")
+    parser.add_argument("--kind", choices=["flat", "hnsw", "ivfpq"], default="flat")
+    parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
     args = parser.parse_args()
+    faiss.omp_set_num_threads(args.threads)
     ensure_database(args.database_url)
     fill(args.database_url, args.faces)
     asyncio.run(start_once(args.database_url, args.kind))

@@ -11,6 +11,7 @@ own listening connection); the three-process test is tests/core/serving/test_rep
   index from the database; a lost connection (the listening backend terminated) is
   noticed, and the rebuilt index holds exactly the database's faces, also those
   enrolled while it was away.
+- A change whose notification never came is read from the log at the next heartbeat.
 - SQLite has no feed and keeps the per-search catch-up.
 """
 
@@ -22,8 +23,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
+from app.core.store.index_feed import HEARTBEAT_S
 from tests.support.factories import people, photo
 from tests.support.service import Api, MakeApi, _clean_postgres
 
@@ -245,3 +248,37 @@ def test_a_missing_number_is_a_gap_and_rebuilds_from_the_database(
     assert feed.live and two.gallery.ids() == two.db_face_ids() == {enrolled["face"]["id"]}
     later = one.enroll(photo(people(2)[1]), "b").json()  # and it follows on from there
     eventually(in_index(two, later["face"]["id"]), "enroll after the gap seen")
+
+
+def test_a_missed_notification_is_caught_up_by_the_heartbeat(
+    make_api: MakeApi, database_url: str
+) -> None:
+    """A change committed without its NOTIFY (the triggers off for its transaction and
+    its log row written by hand: a notification lost on the way) reaches the replica at
+    its next heartbeat, which finds the log ahead of the number it applied and reads the
+    change from there, without a rebuild."""
+    one, two = make_api(), make_api()
+    face = one.enroll(photo(people(1)[0]), "a").json()["face"]["id"]
+    eventually(in_index(two, face), "enroll seen")
+    feed = two.app.state.index_feed
+    with psycopg.connect(plain(database_url), autocommit=True) as listener:
+        listener.execute("LISTEN facesvc_index")
+        with psycopg.connect(plain(database_url)) as conn:  # one transaction
+            conn.execute("SET LOCAL session_replication_role = replica")  # no trigger fires
+            row = conn.execute(
+                "INSERT INTO faces (identity_id, model_name, model_version, dim, embedding, "
+                "created_at) SELECT identity_id, model_name, model_version, dim, embedding, "
+                "now() FROM faces WHERE id = %s RETURNING id",
+                (face,),
+            ).fetchone()
+            assert row is not None
+            copy = int(row[0])
+            conn.execute(
+                "INSERT INTO index_changes (seq, at, added, removed, reset) "
+                "SELECT max(seq) + 1, clock_timestamp(), %s, '[]', false FROM index_changes",
+                (Jsonb([copy]),),
+            )
+        eventually(in_index(two, copy), "the missed change applied", HEARTBEAT_S + 3.0)
+        assert list(listener.notifies(timeout=0.2)) == []  # no NOTIFY was ever sent for it
+    assert feed.live and two.gallery.ids() == two.db_face_ids() == {face, copy}
+    assert metric(two, "facesvc_index_rebuilds_total") == 1  # the start only: no rebuild
