@@ -9,8 +9,9 @@ the re-rank brings recall@1 to that of exact search at a third of the flat index
 
 The coarse quantiser and the codebooks are trained on the gallery's own vectors, once it
 holds `train_min` of them (below, searches are exact over the float16 copies): nlist
-about 4 sqrt(N) lists, each probe scanning `nprobe` of them. A gallery that grows far
-past the size it was trained at is retrained by `GalleryIndex`'s background rebuild.
+about 4 sqrt(N) lists, each probe scanning `nprobe` of them. A bulk load trains at once;
+a gallery that grows to `train_min` by enrolls, or far past the size it was trained at,
+is (re)trained by `GalleryIndex`'s background rebuild, not under its lock.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.core.store.index_kinds import Hits, Ids, Kind, Vectors, exact, hits_of,
 
 TRAIN_MIN = 10_000  # fewer: exact search over the float16 copies, cheap at that size
 TRAIN_PER_LIST = 64  # training sample: this many vectors per inverted list (FAISS: 39-256)
+RETRAIN_GROWTH = 4  # retrained at this many times its training size: nlist ~ 4 sqrt(N) again
 
 
 class IvfPqKind:
@@ -59,8 +61,17 @@ class IvfPqKind:
         self._store.add_with_ids(vectors, ids)
         if self._ivf is not None:
             self._ivf.add_with_ids(vectors, ids)
-        elif self.ntotal >= self._train_min:
+        elif len(ids) >= self._train_min:  # a bulk load (a start, a rebuild): train now
             self._train()
+
+    @property
+    def needs_training(self) -> bool:
+        """Grown by small adds to `train_min` untrained, or to RETRAIN_GROWTH times the
+        size it was trained at (nlist then too small): `GalleryIndex` rebuilds it in the
+        background rather than train under its lock."""
+        if not self.trained_at:
+            return self.ntotal >= self._train_min
+        return self.ntotal > RETRAIN_GROWTH * self.trained_at
 
     def remove(self, ids: set[int]) -> None:
         gone = np.asarray(sorted(ids), dtype=np.int64)

@@ -45,10 +45,6 @@ __all__ = ["AutoKinds", "GalleryIndex", "Kind", "Vectors"]
 
 log = logging.getLogger(__name__)
 
-# An IVF-PQ index retrains (a background rebuild) once the gallery is this many times the
-# size its lists were trained on: nlist about 4 sqrt(N) is then too few lists.
-RETRAIN_GROWTH = 4
-
 
 class GalleryIndex:
     def __init__(
@@ -68,6 +64,7 @@ class GalleryIndex:
         self._ivfpq_nprobe = ivfpq_nprobe
         self._ivfpq_train_min = ivfpq_train_min
         self._auto = auto  # None: the kind stays as given
+        self._background = True  # rebuilds in the background; off after one failed
         self._lock = threading.Lock()
         self._ids: set[int] = set()
         self.id_sum = 0  # sum of the ids held: a cheap fingerprint to compare with the DB
@@ -238,16 +235,11 @@ class GalleryIndex:
     # ------------------------------------------------------------ auto: another kind
 
     def _consider_switch_locked(self) -> None:
-        if self._auto is None or self._building is not None:
-            return  # fixed kind, or a rebuild already runs (it looks again when done)
-        wanted = self._auto.wanted(len(self._ids), self.kind)
+        if not self._background or self._building is not None:
+            return  # off after a failure, or a rebuild already runs (it looks again when done)
+        wanted = self.kind if self._auto is None else self._auto.wanted(len(self._ids), self.kind)
         current = self._vectors
-        stale = (
-            isinstance(current, IvfPqKind)
-            and current.trained_at > 0
-            and current.ntotal > RETRAIN_GROWTH * current.trained_at
-        )
-        if wanted == self.kind and not stale:
+        if wanted == self.kind and not (isinstance(current, IvfPqKind) and current.needs_training):
             return
         self._building = wanted
         threading.Thread(
@@ -262,7 +254,8 @@ class GalleryIndex:
         except Exception:  # stay on the kind in use; a bug must not stop the service
             log.exception("index: building %s failed; keeping %s", kind, self.kind)
             with self._lock:
-                self._journal = self._building = self._auto = None
+                self._journal = self._building = None
+                self._background = False
                 self._switched.notify_all()
 
     def begin_switch(self, kind: Kind) -> tuple[npt.NDArray[np.int64], Vectors]:

@@ -190,3 +190,26 @@ def test_the_service_changes_index_kind_as_its_gallery_grows_and_shrinks(
     delete_faces(database_url, added[300:390])  # 11: below half of 50
     settles("flat")
     assert api.gallery.switches == 4
+
+
+def test_ivfpq_grown_by_small_adds_is_trained_and_retrained_in_the_background() -> None:
+    """Training under the lock would stall every search: an IVF-PQ index that reaches
+    its training size by enrolls, or four times the size it was trained at, is rebuilt
+    (trained on all its vectors) by the background path instead."""
+    vectors = faces_like(4200, seed=14)
+    index = GalleryIndex(DIM, "ivfpq", ivfpq_train_min=1000)
+
+    def grow(upto: int) -> None:
+        for start in range(len(index), upto, 100):
+            index.add(range(start + 1, start + 101), vectors[start : start + 100])
+
+    grow(900)
+    assert index.wait_for_switches(SWITCH_S) and index.switches == 0  # exact, untrained
+    grow(1000)
+    assert index.wait_for_switches(SWITCH_S) and index.switches == 1  # trained at 1000
+    grow(4000)
+    assert index.wait_for_switches(SWITCH_S) and index.switches == 1  # 4x: not yet
+    grow(4100)
+    assert index.wait_for_switches(SWITCH_S) and index.switches == 2  # retrained
+    assert index.kind == "ivfpq" and index.ids() == set(range(1, 4101))
+    assert finds_itself(index, vectors, list(range(1, 4101, 41)))
