@@ -21,6 +21,7 @@ from app.core import bounds
 from app.core.access import Principal, Scope
 from app.core.errors import Forbidden, ValidationFailed
 from app.core.store.audit_trail import DecisionLog
+from app.domains.compreface.mapping import CompreFaceError, collection_for, subject_name
 from app.domains.compreface.schemas import (
     DeletedOut,
     FaceOptions,
@@ -35,12 +36,7 @@ from app.domains.compreface.schemas import (
     UpdatedOut,
     VerificationsOut,
 )
-from app.domains.compreface.service import (
-    CompreFaceError,
-    CompreFaceService,
-    collection_for,
-    subject_name,
-)
+from app.domains.compreface.service import CompreFaceService
 
 PREFIX = "/api/v1/"
 router = APIRouter(prefix="/api/v1", tags=["compreface"], include_in_schema=False)
