@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
 
 from app.api import errors
-from app.api.deps import EnrollKey, ReadKey, from_state
+from app.api.deps import DeleteKey, EnrollKey, ReadKey, from_state
 from app.api.forms import openapi_body, openapi_json_body, parse_form, parse_json, require_json
 from app.core.bounds import Label, PlainText
 from app.core.store.rows.collections import DEFAULT_COLLECTION
@@ -140,7 +140,7 @@ async def update_identity(
 )
 async def delete_identity(
     identity_id: uuid.UUID,
-    principal: EnrollKey,
+    principal: DeleteKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
     collection: InCollection = DEFAULT_COLLECTION,
@@ -160,7 +160,7 @@ async def delete_identity(
 async def delete_face(
     identity_id: uuid.UUID,
     face_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    principal: EnrollKey,
+    principal: DeleteKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
     collection: InCollection = DEFAULT_COLLECTION,
