@@ -3,10 +3,11 @@ Home Assistant integrations) work against facesvc unchanged. Not in our OpenAPI:
 CompreFace's own REST API description is its contract (docs/compat-compreface.md).
 
 Keys: the `x-api-key` header is our X-API-Key. Listing needs `read`; adding and
-renaming `enroll`; deleting subjects and examples `delete`; recognize, verify and detect `verify`; verifying against a saved
-example (an image_id only a reader can know) `verify` and `read`. Each call works in the
-key's collection (`collection_for`), changes are audited as the key's, and recognize and
-verify answers go to the decision log (FACESVC_RECORD_DECISIONS) as /v1's do.
+renaming `enroll`; deleting subjects and examples `delete`; recognize, verify and detect
+`verify`; verifying against a saved example (an image_id only a reader can know) `verify`
+and `read`. Each call works in the key's collection (`collection_for`), changes are
+audited as the key's, and recognize and verify answers go to the decision log
+(FACESVC_RECORD_DECISIONS) as /v1's do.
 """
 
 from __future__ import annotations
