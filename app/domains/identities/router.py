@@ -75,7 +75,8 @@ async def add_face(
     response_model=IdentityPage,
     summary="List enrolled people, a page at a time",
     description="Oldest first; `next_cursor` of one page is `cursor` of the next. "
-    "`external_id` finds one person by your own id.",
+    "`external_id` finds one person by your own id; `name` finds the people whose name "
+    "contains it, in any case (`%` and `_` match themselves), paged the same way.",
     responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def list_identities(
@@ -84,11 +85,15 @@ async def list_identities(
     cursor: Annotated[PlainText | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     external_id: Annotated[Label | None, Query(max_length=200)] = None,
+    name: Annotated[
+        Label | None,
+        Query(max_length=200, description="Part of the name, in any case.", examples=["ada"]),
+    ] = None,
     collection: InCollection = DEFAULT_COLLECTION,
 ) -> IdentityPage:
     principal.check_collection(collection)
     return await identities.list_page(
-        cursor=cursor, limit=limit, external_id=external_id, collection=collection
+        cursor=cursor, limit=limit, external_id=external_id, name=name, collection=collection
     )
 
 

@@ -68,13 +68,20 @@ async def list_identities(
     after: uuid.UUID | None,
     limit: int,
     external_id: str | None,
+    name_contains: str | None = None,
     collection_id: int | None = None,
 ) -> list[Identity]:
+    """A page in id (creation) order. `name_contains`: names holding it in any case, as
+    written (`%` and `_` are no wildcards); SQLite's lower() is Python's on our
+    connections (`app.core.store.db`), so both databases fold every letter alike."""
     query = select(Identity).where(*_in(collection_id)).order_by(Identity.id).limit(limit)
     if after is not None:
         query = query.where(Identity.id > after)
     if external_id is not None:
         query = query.where(Identity.external_id == external_id)
+    if name_contains is not None:
+        folded = func.lower(Identity.name)
+        query = query.where(folded.contains(name_contains.lower(), autoescape=True))
     return list((await session.scalars(query)).all())
 
 
