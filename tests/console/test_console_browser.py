@@ -2,7 +2,8 @@
 (uvicorn, the real model, real photos), on SQLite and PostgreSQL: sign in with a key,
 enroll two people from files, a clear message for a photo without a face, recognize one of
 them and a stranger (decision, figures, the face box drawn), delete one with confirmation;
-a key that may read but not delete sees no delete button and the API refuses it anyway.
+a key that may read but not delete sees no delete button and the API refuses it anyway
+(an enroll-only key: test_console_scopes.py).
 Every request the pages make is checked to go to the service and nowhere else.
 
 Chromium is Debian's (`apt-get install chromium`, .ci/run does it), driven through
@@ -202,7 +203,7 @@ def test_sign_in_enroll_recognize_delete(
     console.sign_in(key)
     page.get_by_text("Signed in as console-admin (admin)").wait_for()
     allows = page.locator("#key-allows li").all_inner_texts()
-    assert "enroll, rename and delete people" in allows and "see the gallery" in allows
+    assert "delete people and faces" in allows and "see the gallery" in allows
     page.get_by_text("Nobody is enrolled here yet.").wait_for()
 
     # a photo without a face: the operator is told so, nobody is enrolled
@@ -437,8 +438,8 @@ def test_sign_in_enroll_recognize_delete(
 def test_a_key_that_may_not_delete_sees_no_delete_button(
     served: dict[str, Any], browser: Any, tmp_path: Path
 ) -> None:
-    """Per docs/security.md `enroll` may delete, so the key without delete rights that
-    still sees the gallery is a `read` key; the API refuses its delete with a 403."""
+    """A `read` key sees the gallery but no button that changes it; the API refuses its
+    delete with a 403. (An `enroll` key without `delete`: test_console_scopes.py.)"""
     import httpx
 
     a = people(1)[0]

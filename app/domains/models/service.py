@@ -19,7 +19,7 @@ from app.core.errors import NotFound
 from app.core.model.backbones import BackboneInfo, configured_backbones
 from app.core.model.backbones.normalised import with_normalisation
 from app.core.serving.inference import FaceInference
-from app.core.store.repos import identities as repo
+from app.core.store.repos import faces as repo
 from app.core.store.vector_index import GalleryIndex
 from app.domains.models.schemas import (
     ConfiguredModelOut,

@@ -12,6 +12,7 @@ const PAGES = ["gallery", "test", "log", "model", "collections", "keys"];
 const SCOPE_TEXT = {
   admin: "scopeAdmin",
   enroll: "scopeEnroll",
+  delete: "scopeDelete",
   read: "scopeRead",
   verify: "scopeVerify",
   metrics: "scopeMetrics",

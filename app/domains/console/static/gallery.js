@@ -1,4 +1,5 @@
-// The gallery page: list (paged, find by external id), enroll from a file, delete.
+// The gallery page: list (paged, find by part of the name or by external id), enroll from
+// a file, edit, delete (only for a key whose scopes allow deleting).
 import { ApiError, call } from "/console/api.js";
 import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
@@ -16,6 +17,7 @@ export function setUpGallery(session) {
   let cursors = [null];
   let next = null;
   let externalId = "";
+  let name = "";
   let loaded = false;
   const photos = setUpPhotoInput("enroll-photo", "enroll", session);
 
@@ -52,6 +54,9 @@ export function setUpGallery(session) {
       edit.setAttribute("aria-label", t("editLabel", { name: person.name }));
       edit.addEventListener("click", () => openEdit(person, edit));
       actions.append(edit);
+    }
+    // enroll does not delete: that is the delete scope (the API refuses it anyway)
+    if (session.may("delete")) {
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "delete";
@@ -73,6 +78,7 @@ export function setUpGallery(session) {
           cursor: cursors.at(-1),
           limit: PAGE_SIZE,
           external_id: externalId,
+          name,
           collection: session.collection,
         },
       });
@@ -80,7 +86,7 @@ export function setUpGallery(session) {
       $("people").replaceChildren(...page.items.map(row));
       const empty = $("gallery-empty");
       empty.hidden = page.items.length > 0;
-      empty.textContent = externalId ? t("nobodyFound", { id: externalId }) : t("noPeople");
+      empty.textContent = emptyText();
       $("page-info").textContent = t("pageInfo", {
         page: cursors.length,
         count: page.items.length,
@@ -91,6 +97,16 @@ export function setUpGallery(session) {
     } catch (error) {
       say(status, error instanceof ApiError ? error.text : String(error), "error");
     }
+  }
+
+  function emptyText() {
+    if (name && externalId) {
+      return t("nobodyMatches");
+    }
+    if (name) {
+      return t("nobodyNamed", { name });
+    }
+    return externalId ? t("nobodyFound", { id: externalId }) : t("noPeople");
   }
 
   let editing = null; // the person in the edit dialog, and the button that opened it
@@ -134,7 +150,11 @@ export function setUpGallery(session) {
         say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
       }
     });
-    item.append(text, remove);
+    if (session.may("delete")) {
+      item.append(text, remove);
+    } else {
+      item.append(text);
+    }
     return item;
   }
 
@@ -236,11 +256,13 @@ export function setUpGallery(session) {
   $("find-form").addEventListener("submit", (event) => {
     event.preventDefault();
     externalId = $("find-id").value.trim();
+    name = $("find-name").value.trim();
     cursors = [null];
     load();
   });
   $("show-all").addEventListener("click", () => {
     $("find-id").value = externalId = "";
+    $("find-name").value = name = "";
     cursors = [null];
     load();
   });
@@ -303,8 +325,10 @@ export function setUpGallery(session) {
     reset() {
       cursors = [null];
       externalId = "";
+      name = "";
       loaded = false;
       $("find-id").value = "";
+      $("find-name").value = "";
       $("people").replaceChildren();
       photos.reset();
       say($("enroll-status"), "");

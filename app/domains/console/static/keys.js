@@ -3,7 +3,7 @@
 import { ApiError, call } from "/console/api.js";
 import { t } from "/console/strings.js";
 
-const SCOPES = ["admin", "enroll", "read", "verify", "metrics"];
+const SCOPES = ["admin", "enroll", "delete", "read", "verify", "metrics"];
 const $ = (id) => document.getElementById(id);
 
 function say(element, text, kind = "") {
