@@ -1,16 +1,11 @@
 // The gallery page: list (paged, find by part of the name or by external id), enroll from
 // a file, edit, delete (only for a key whose scopes allow deleting).
-import { ApiError, call } from "/console/api.js";
+import { call } from "/console/api.js";
 import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
+import { $, actionButton, confirmThen, say, sayError } from "/console/ui.js";
 
 const PAGE_SIZE = 20;
-const $ = (id) => document.getElementById(id);
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
-}
 
 export function setUpGallery(session) {
   // cursors[i] is the cursor of page i (null: the first)
@@ -35,35 +30,38 @@ export function setUpGallery(session) {
     }
     const actions = document.createElement("td");
     if (session.may("verify")) {
-      const test = document.createElement("button");
-      test.type = "button";
-      test.className = "edit";
-      test.textContent = t("testPerson");
-      test.setAttribute("aria-label", t("testPersonLabel", { name: person.name }));
-      test.addEventListener("click", () => {
-        session.target = { id: person.id, name: person.name };
-        window.location.hash = "#test";
-      });
-      actions.append(test);
+      actions.append(
+        actionButton({
+          text: t("testPerson"),
+          label: t("testPersonLabel", { name: person.name }),
+          className: "edit",
+          onClick: () => {
+            session.target = { id: person.id, name: person.name };
+            window.location.hash = "#test";
+          },
+        }),
+      );
     }
     if (session.may("enroll")) {
-      const edit = document.createElement("button");
-      edit.type = "button";
-      edit.className = "edit";
-      edit.textContent = t("edit");
-      edit.setAttribute("aria-label", t("editLabel", { name: person.name }));
-      edit.addEventListener("click", () => openEdit(person, edit));
-      actions.append(edit);
+      actions.append(
+        actionButton({
+          text: t("edit"),
+          label: t("editLabel", { name: person.name }),
+          className: "edit",
+          onClick: (opener) => openEdit(person, opener),
+        }),
+      );
     }
     // enroll does not delete: that is the delete scope (the API refuses it anyway)
     if (session.may("delete")) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "delete";
-      remove.textContent = t("delete");
-      remove.setAttribute("aria-label", t("deleteLabel", { name: person.name }));
-      remove.addEventListener("click", () => confirmDelete(person, remove));
-      actions.append(remove);
+      actions.append(
+        actionButton({
+          text: t("delete"),
+          label: t("deleteLabel", { name: person.name }),
+          className: "delete",
+          onClick: (opener) => confirmDelete(person, opener),
+        }),
+      );
     }
     tr.append(actions);
     return tr;
@@ -95,7 +93,7 @@ export function setUpGallery(session) {
       $("first-page").disabled = cursors.length === 1;
       loaded = true;
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     }
   }
 
@@ -147,7 +145,7 @@ export function setUpGallery(session) {
         await showFaces(person);
         say($("edit-status"), t("faceRemoved", { id: face.id }), "success");
       } catch (error) {
-        say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
+        sayError($("edit-status"), error);
       }
     });
     if (session.may("delete")) {
@@ -166,7 +164,7 @@ export function setUpGallery(session) {
       $("edit-faces").textContent = t("facesEnrolled", { count: detail.faces.length });
       $("edit-face-list").replaceChildren(...detail.faces.map((face) => faceItem(person, face)));
     } catch (error) {
-      say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
+      sayError($("edit-status"), error);
     }
   }
 
@@ -219,38 +217,30 @@ export function setUpGallery(session) {
       await load();
       say($("gallery-status"), done, "success");
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     } finally {
       button.disabled = false;
     }
   });
 
   function confirmDelete(person, opener) {
-    const dialog = $("confirm-delete");
-    $("confirm-title").textContent = t("confirmTitle");
-    $("confirm-text").textContent = t("confirmText", { name: person.name });
-    dialog.returnValue = "";
-    dialog.addEventListener(
-      "close",
-      async () => {
-        opener.focus();
-        if (dialog.returnValue !== "delete") {
-          return;
-        }
-        const status = $("gallery-status");
-        try {
-          await call("DELETE", `/v1/identities/${person.id}`, {
-            query: { collection: session.collection },
-          });
-          await load();
-          say(status, t("deleted", { name: person.name }), "success");
-        } catch (error) {
-          say(status, error instanceof ApiError ? error.text : String(error), "error");
-        }
-      },
-      { once: true },
-    );
-    dialog.showModal();
+    const question = {
+      title: t("confirmTitle"),
+      text: t("confirmText", { name: person.name }),
+      opener,
+    };
+    confirmThen(question, async () => {
+      const status = $("gallery-status");
+      try {
+        await call("DELETE", `/v1/identities/${person.id}`, {
+          query: { collection: session.collection },
+        });
+        await load();
+        say(status, t("deleted", { name: person.name }), "success");
+      } catch (error) {
+        sayError(status, error);
+      }
+    });
   }
 
   $("find-form").addEventListener("submit", (event) => {
@@ -314,7 +304,7 @@ export function setUpGallery(session) {
         await load();
       }
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     } finally {
       button.disabled = false;
     }

@@ -1,15 +1,9 @@
 // The test page: recognize a photo against the gallery, or verify it against one
 // claimed person; the decision, its figures, and the face box drawn on the photo.
-import { ApiError, call } from "/console/api.js";
+import { call } from "/console/api.js";
 import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
-
-const $ = (id) => document.getElementById(id);
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
-}
+import { $, say, sayError } from "/console/ui.js";
 
 function number(value) {
   return value === null || value === undefined ? t("notShown") : value.toFixed(4);
@@ -157,7 +151,7 @@ export function setUpTest(session) {
       $("result").hidden = false;
       say(status, "");
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     } finally {
       button.disabled = false;
     }
