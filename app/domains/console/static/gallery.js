@@ -270,13 +270,10 @@ export function setUpGallery(session) {
   $("enroll-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("enroll-status");
-    const file = photos.photo();
-    if (!file) {
-      say(status, t("chooseFile"), "error");
+    const form = photos.form(status);
+    if (!form) {
       return;
     }
-    const form = new FormData();
-    form.set("image", file);
     form.set("name", $("enroll-name").value.trim());
     const external = $("enroll-external-id").value.trim();
     if (external) {

@@ -126,13 +126,10 @@ export function setUpTest(session) {
   $("recognize-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("test-status");
-    const file = photos.photo();
-    if (!file) {
-      say(status, t("chooseFile"), "error");
+    const form = photos.form(status);
+    if (!form) {
       return;
     }
-    const form = new FormData();
-    form.set("image", file);
     form.set("collection", session.collection);
     const typed = $("probe-claim").value.trim();
     const target = session.target;
@@ -147,7 +144,7 @@ export function setUpTest(session) {
     $("result").hidden = true;
     try {
       const shown = claim ? await verify(form, claim) : await recognize(form, session);
-      draw(await loadImage(file), shown.face, shown.good, shown.label);
+      draw(await loadImage(form.get("image")), shown.face, shown.good, shown.label);
       $("result").hidden = false;
       say(status, "");
     } catch (error) {
