@@ -46,6 +46,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/v1/detect"): "verify",
     ("GET", "/v1/models"): "verify",
     ("GET", "/v1/models/{name}/layers"): "verify",
+    ("GET", "/v1/models/{name}/calibration"): "verify",
     ("POST", "/v1/stylize"): "verify",
     ("GET", "/v1/jobs/{job_id}"): "verify",  # and only the job's own key (or admin)
     ("GET", "/v1/jobs/{job_id}/result"): "verify",
