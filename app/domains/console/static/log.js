@@ -1,10 +1,12 @@
 // The door log (admin keys): recorded decisions and the audit trail, newest first,
-// filtered by time and action; older entries a page at a time.
+// filtered by time, action and result; older entries a page at a time.
 import { ApiError, call } from "/console/api.js";
 import { t } from "/console/strings.js";
 
 const PAGE_SIZE = 25;
 const GRANTED = new Set(["known", "match"]);
+// The result filter's choices as the API's `result` values (the service filters).
+const RESULTS = { granted: ["known", "match"], refused: ["unknown", "no_match"] };
 const $ = (id) => document.getElementById(id);
 
 function cells(values) {
@@ -62,17 +64,14 @@ export function setUpLog(session) {
       query: {
         ...filters(),
         action: $("log-action").value,
+        result: RESULTS[$("log-result").value] ?? $("log-result").value,
         before: more ? decisionsBefore : null,
         limit: PAGE_SIZE,
       },
     });
     decisionsBefore = page.next_before;
-    const wanted = $("log-result").value;
-    const shown = page.items.filter(
-      (item) => !wanted || (wanted === "granted") === GRANTED.has(item.result),
-    );
     const rows = await Promise.all(
-      shown.map(async (item) => {
+      page.items.map(async (item) => {
         const row = cells([
           when(item.at),
           item.action,

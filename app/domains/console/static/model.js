@@ -1,5 +1,7 @@
-// The model card: what /v1/models says about the active model and its calibration.
+// The model card: what /v1/models says about the active model and its calibration, and
+// the calibration's curves (GET /v1/models/{name}/calibration) as plots.
 import { ApiError, call } from "/console/api.js";
+import { hideCurves, showCurves } from "/console/curves.js";
 import { t } from "/console/strings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -78,6 +80,7 @@ export function setUpModel(session) {
         list.append(term, detail);
       }
       $("model-card").hidden = false;
+      showCurves(await call("GET", `/v1/models/${encodeURIComponent(active.name)}/calibration`));
     } catch (error) {
       status.textContent = error instanceof ApiError ? error.text : String(error);
       status.className = "error";
@@ -88,6 +91,7 @@ export function setUpModel(session) {
     leave() {},
     reset() {
       $("model-card").hidden = true;
+      hideCurves();
     },
     show() {
       $("model-denied").hidden = session.may("verify");
