@@ -329,8 +329,9 @@ def test_sign_in_enroll_recognize_delete(
     page.get_by_label("Action").select_option("")
     page.get_by_label("From").fill("2099-01-01T00:00:00")
     page.get_by_role("button", name="Show", exact=True).click()
+    # both lists are loaded side by side: wait for each (a timeout if either stays)
     page.wait_for_function("() => document.querySelectorAll('#audit tr').length === 0")
-    assert page.locator("#decisions tr").count() == 0
+    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 0")
 
     # the model card
     page.get_by_role("link", name="Model").click()
