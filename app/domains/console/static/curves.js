@@ -3,8 +3,7 @@
 // marked; each with its points as a table for those who cannot see the plot.
 import { decadeBelow, linePlot } from "/console/plot.js";
 import { t } from "/console/strings.js";
-
-const $ = (id) => document.getElementById(id);
+import { $ } from "/console/ui.js";
 
 function rate(value) {
   return value === null || value === undefined ? t("notShown") : String(Number(value.toPrecision(3)));

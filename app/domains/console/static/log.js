@@ -1,13 +1,13 @@
 // The door log (admin keys): recorded decisions and the audit trail, newest first,
 // filtered by time, action and result; older entries a page at a time.
-import { ApiError, call } from "/console/api.js";
+import { call } from "/console/api.js";
 import { t } from "/console/strings.js";
+import { $, say, sayError } from "/console/ui.js";
 
 const PAGE_SIZE = 25;
 const GRANTED = new Set(["known", "match"]);
 // The result filter's choices as the API's `result` values (the service filters).
 const RESULTS = { granted: ["known", "match"], refused: ["unknown", "no_match"] };
-const $ = (id) => document.getElementById(id);
 
 function cells(values) {
   const tr = document.createElement("tr");
@@ -120,14 +120,12 @@ export function setUpLog(session) {
 
   async function run(job) {
     const status = $("log-status");
-    status.textContent = "";
-    status.className = "";
+    say(status, "");
     try {
       await job();
       loaded = true;
     } catch (error) {
-      status.textContent = error instanceof ApiError ? error.text : String(error);
-      status.className = "error";
+      sayError(status, error);
     }
   }
 
