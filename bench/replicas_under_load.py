@@ -1,7 +1,7 @@
 """Three replicas behind a load balancer, one stopped mid-run, under load (issue 16).
 
     python -m bench.replicas_under_load [--database-url URL] [--rate 4] [--seconds 40]
-                                        [--stop-at 15] [--signal KILL]
+                                        [--stop-at 15] [--signal KILL] [--while-busy]
 
 Processes stand in for containers (no container runtime here): three `facesvc serve`
 (FACESVC_INFERENCE_BACKEND=thread, one worker each) on one Postgres database (created
