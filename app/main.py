@@ -32,7 +32,7 @@ from app.core.store import db
 from app.core.store.audit_trail import DecisionLog
 from app.core.store.index_feed import IndexFeed
 from app.core.store.index_sync import IndexedSession, catch_up
-from app.core.store.repos.identities import face_id_fingerprint
+from app.core.store.repos.faces import face_id_fingerprint
 from app.core.store.vector_index import AutoKinds, GalleryIndex, Kind
 from app.core.telemetry import Metrics
 from app.domains.audit.router import router as audit_router

@@ -81,6 +81,7 @@ def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
 
 AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
 EnrollKey = Annotated[Principal, Depends(require(Scope.enroll))]
+DeleteKey = Annotated[Principal, Depends(require(Scope.delete))]
 VerifyKey = Annotated[Principal, Depends(require(Scope.verify))]
 ReadKey = Annotated[Principal, Depends(require(Scope.read))]
 AnyKey = Annotated[Principal, Depends(require(None))]

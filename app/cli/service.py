@@ -52,7 +52,8 @@ def register(sub: Any) -> None:  # argparse's _SubParsersAction is private
         action="extend",  # `--scope enroll --scope verify` keeps both
         required=True,
         choices=[s.value for s in Scope],
-        help="admin (everything), enroll (manage identities; includes read), read (list "
+        help="admin (everything), enroll (enroll, add faces, rename; includes read), "
+        "delete (delete identities and faces; includes read), read (list "
         "and get identities, rejected 1:N candidates), verify (verify/recognize/detect/"
         "models/style jobs), metrics (/metrics when FACESVC_METRICS=key); "
         "docs/service.md has the table",

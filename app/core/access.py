@@ -16,17 +16,22 @@ class Scope(StrEnum):
     """What a key may do; the route table is in docs/service.md ("Scopes")."""
 
     admin = "admin"  # everything
-    enroll = "enroll"  # manage the gallery: identities and faces (includes read)
+    enroll = "enroll"  # enroll, add faces, rename: no deletes (includes read)
+    delete = "delete"  # delete identities and faces (includes read)
     read = "read"  # read the gallery: identities, faces, rejected 1:N candidates
     verify = "verify"  # verify, compare, recognize, detect, models, style jobs
     metrics = "metrics"  # /metrics when FACESVC_METRICS=key (a scraper's key)
 
 
 # Scopes a scope brings with it. enroll brings read: its writes echo the records they
-# touch (PATCH with an empty body returns one), so it reads the gallery anyway.
+# touch (PATCH with an empty body returns one), so it reads the gallery anyway; so does
+# delete (CompreFace's deletes answer with the records removed). Deleting is a scope of
+# its own, not part of enroll (issue 17): a door's enrolling tablet cannot empty the
+# gallery. Migration 0008 gave `delete` to every key that had `enroll` before.
 IMPLIED: dict[str, frozenset[str]] = {
     Scope.admin: frozenset(Scope),
     Scope.enroll: frozenset({Scope.enroll, Scope.read}),
+    Scope.delete: frozenset({Scope.delete, Scope.read}),
 }
 
 

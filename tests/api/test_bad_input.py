@@ -289,7 +289,7 @@ def test_control_characters(api: Api, char: str) -> None:
     _ours(api.verify(blank, external_id=f"emp{char}"), 422, "validation_error")
     r = api.post("/v1/verify", json={"image": _b64(blank), "external_id": f"emp{char}"})
     _ours(r, 422, "validation_error")
-    for params in ({"external_id": f"e{char}"}, {"cursor": f"c{char}"}):
+    for params in ({"external_id": f"e{char}"}, {"cursor": f"c{char}"}, {"name": f"n{char}"}):
         _ours(api.get("/v1/identities", params=params), 422, "validation_error")
     _unchanged(api)
 

@@ -36,8 +36,8 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/v1/identities"): "enroll",
     ("POST", "/v1/identities/{identity_id}/faces"): "enroll",
     ("PATCH", "/v1/identities/{identity_id}"): "enroll",
-    ("DELETE", "/v1/identities/{identity_id}"): "enroll",
-    ("DELETE", "/v1/identities/{identity_id}/faces/{face_id}"): "enroll",
+    ("DELETE", "/v1/identities/{identity_id}"): "delete",
+    ("DELETE", "/v1/identities/{identity_id}/faces/{face_id}"): "delete",
     ("GET", "/v1/identities"): "read",
     ("GET", "/v1/identities/{identity_id}"): "read",
     ("POST", "/v1/verify"): "verify",
@@ -46,6 +46,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/v1/detect"): "verify",
     ("GET", "/v1/models"): "verify",
     ("GET", "/v1/models/{name}/layers"): "verify",
+    ("GET", "/v1/models/{name}/calibration"): "verify",
     ("POST", "/v1/stylize"): "verify",
     ("GET", "/v1/jobs/{job_id}"): "verify",  # and only the job's own key (or admin)
     ("GET", "/v1/jobs/{job_id}/result"): "verify",
@@ -66,13 +67,15 @@ CALLERS: dict[str, list[str] | None] = {
     "verify": ["verify"],
     "verify2": ["verify"],  # a second verify key: not the owner of the style jobs
     "enroll": ["enroll"],
+    "delete": ["delete"],
     "read": ["read"],
     "metrics": ["metrics"],
     "admin": ["admin"],
 }
 GRANTS = {  # what each scope brings with it (app/core/access.py IMPLIED)
     "admin": set(RULES.values()) | {ANY},
-    "enroll": {"enroll", "read", ANY},
+    "enroll": {"enroll", "read", ANY},  # no delete since 0008
+    "delete": {"delete", "read", ANY},
     "read": {"read", ANY},
     "verify": {"verify", ANY},
     "metrics": {"metrics", ANY},

@@ -59,6 +59,8 @@ def test_a_repeated_scope_flag_keeps_every_scope(
     assert _listing(capsys, prefix)[1] == "enroll,verify"
     both = _create(capsys, "--scope", "read", "metrics", "--scope", "verify")
     assert _listing(capsys, both.split("_")[1])[1] == "metrics,read,verify"
+    deleting = _create(capsys, "--scope", "enroll", "delete")
+    assert _listing(capsys, deleting.split("_")[1])[1] == "delete,enroll"
 
 
 def test_expiry_is_shown_and_an_expired_key_gets_401(

@@ -2,7 +2,8 @@
 (uvicorn, the real model, real photos), on SQLite and PostgreSQL: sign in with a key,
 enroll two people from files, a clear message for a photo without a face, recognize one of
 them and a stranger (decision, figures, the face box drawn), delete one with confirmation;
-a key that may read but not delete sees no delete button and the API refuses it anyway.
+a key that may read but not delete sees no delete button and the API refuses it anyway
+(an enroll-only key: test_console_scopes.py).
 Every request the pages make is checked to go to the service and nowhere else.
 
 Chromium is Debian's (`apt-get install chromium`, .ci/run does it), driven through
@@ -202,7 +203,7 @@ def test_sign_in_enroll_recognize_delete(
     console.sign_in(key)
     page.get_by_text("Signed in as console-admin (admin)").wait_for()
     allows = page.locator("#key-allows li").all_inner_texts()
-    assert "enroll, rename and delete people" in allows and "see the gallery" in allows
+    assert "delete people and faces" in allows and "see the gallery" in allows
     page.get_by_text("Nobody is enrolled here yet.").wait_for()
 
     # a photo without a face: the operator is told so, nobody is enrolled
@@ -310,14 +311,27 @@ def test_sign_in_enroll_recognize_delete(
     # the refused ones are recorded too
     assert creates == ["multiple_faces", "no_face", "ok", "ok"], audited
     assert audited[0][2] == "identity.delete" and audited[0][4] == "ok"
-    console.save("door-log.png", tmp_path)
+    # the result filter is the service's (`result` repeated), not the page's
     page.get_by_label("Result").select_option("granted")
     page.get_by_role("button", name="Show", exact=True).click()
     page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 2")
+    shown = [row.split("\t")[2] for row in page.locator("#decisions tr").all_inner_texts()]
+    assert shown == ["known", "match"], shown
+    console.save("door-log.png", tmp_path)
+    assert any("/v1/decisions?" in u and "result=known&result=match" in u for u in requested)
+    page.get_by_label("Result").select_option("unknown")
+    page.get_by_label("Action").select_option("recognize")
+    page.get_by_role("button", name="Show", exact=True).click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#decisions tr td:nth-child(3)')]"
+        ".map((cell) => cell.textContent).join() === 'unknown,unknown'"
+    )
+    page.get_by_label("Action").select_option("")
     page.get_by_label("From").fill("2099-01-01T00:00:00")
     page.get_by_role("button", name="Show", exact=True).click()
+    # both lists are loaded side by side: wait for each (a timeout if either stays)
     page.wait_for_function("() => document.querySelectorAll('#audit tr').length === 0")
-    assert page.locator("#decisions tr").count() == 0
+    page.wait_for_function("() => document.querySelectorAll('#decisions tr').length === 0")
 
     # the model card
     page.get_by_role("link", name="Model").click()
@@ -326,6 +340,10 @@ def test_sign_in_enroll_recognize_delete(
     threshold = card.locator("dd[data-figure='modelIdentify']").inner_text()
     assert 0 < float(threshold) < 4
     assert card.locator("dd[data-figure='modelGalleryFaces']").inner_text() == "1"
+    # no stored calibration: said so, and the built-in 1:N curve with its tau marked
+    page.locator("#fpir-figure svg .mark circle").wait_for()
+    assert page.locator("#curves-note").inner_text().startswith("No stored calibration")
+    assert page.locator("#roc-figure").is_hidden()
     console.save("model.png", tmp_path)
 
     # collections: create one (it joins the header's choice), then delete it
@@ -437,8 +455,8 @@ def test_sign_in_enroll_recognize_delete(
 def test_a_key_that_may_not_delete_sees_no_delete_button(
     served: dict[str, Any], browser: Any, tmp_path: Path
 ) -> None:
-    """Per docs/security.md `enroll` may delete, so the key without delete rights that
-    still sees the gallery is a `read` key; the API refuses its delete with a 403."""
+    """A `read` key sees the gallery but no button that changes it; the API refuses its
+    delete with a 403. (An `enroll` key without `delete`: test_console_scopes.py.)"""
     import httpx
 
     a = people(1)[0]
@@ -634,81 +652,4 @@ def test_the_webcam_asks_for_https_off_localhost(
     assert page.locator("#enroll-camera").is_hidden()
     said = console.enroll("File Person", "", photo_path(people(1)[0]))
     assert said.startswith("Enrolled File Person"), said
-    assert console.elsewhere == [] and console.errors == []
-
-
-def test_the_model_card_shows_a_stored_calibration(
-    served: dict[str, Any], browser: Any, pipeline: FacePipeline, tmp_path: Path
-) -> None:
-    """A real `facesvc calibrate` run (the active model on the 24 test photos, FAR 1e-2)
-    stored in the database: the card shows its thresholds, rates and intervals."""
-    import json
-
-    import httpx
-
-    from app.core.store import db
-    from app.core.store.repos import calibrations
-    from app.core.store.rows.calibrations import StoredCalibration
-    from app.lab.calibration.calibrate import Request, calibrate
-    from app.lab.evaluation.dataset import load_face_set
-    from tests.support.factories import DATA_FACES
-
-    root = tmp_path / "set"
-    for path in sorted(DATA_FACES.glob("*.jpg")):
-        (root / path.stem.rsplit("_", 1)[0]).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, root / path.stem.rsplit("_", 1)[0] / path.name)
-    face_set = load_face_set(root)
-    embeddings = {
-        path: pipeline.analyze(path.read_bytes(), faces="largest")[0].embedding
-        for path in face_set.images
-    }
-    report = calibrate(face_set, embeddings, Request(far=1e-2))
-    key = served["keys"]["admin"]
-    model = httpx.get(f"{served['base']}/v1/models", headers={"X-API-Key": key}, timeout=30)
-    active = model.json()["active"]
-
-    async def store() -> int:
-        engine = db.create_engine(served["database_url"], 1, 5)
-        try:
-            async with db.create_sessionmaker(engine)() as session, session.begin():
-                row = StoredCalibration(
-                    model_name=active["name"],
-                    model_version=active["version"],
-                    source="facesvc calibrate --data tests/data/faces --far 0.01",
-                    tau_verify=report["tau"],
-                    far_target=report["far_target"],
-                    tau_identify=report["tau_identify"],
-                    fpir_target=report["fpir_target"],
-                    gallery_size=report["gallery_size"],
-                    follow_gallery=False,
-                    report=json.loads(json.dumps(report)),
-                )
-                return (await calibrations.add(session, row)).id
-        finally:
-            await engine.dispose()
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    import anyio
-
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop holds this thread
-        stored = thread.submit(anyio.run, store).result()
-    console = Console(browser, served["base"])
-    page = console.page
-    console.open()
-    console.sign_in(key)
-    page.get_by_role("link", name="Model").click()
-    card = page.locator("#model-card")
-    card.wait_for()
-
-    def shown(name: str) -> str:
-        return str(card.locator(f"dd[data-figure='{name}']").inner_text())
-
-    assert float(shown("modelVerify")) == round(report["tau"], 4)
-    assert shown("modelStored").startswith(f"number {stored}, of ")
-    assert shown("modelStoredSource") == "facesvc calibrate --data tests/data/faces --far 0.01"
-    assert shown("modelFarInterval").endswith("(target 0.01)")
-    assert shown("modelTarInterval").startswith("95% interval ")
-    assert shown("modelFollows") == "no"
-    console.save("model-stored-calibration.png", tmp_path)
     assert console.elsewhere == [] and console.errors == []

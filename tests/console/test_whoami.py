@@ -24,8 +24,13 @@ def test_a_key_sees_its_own_scopes_and_what_they_grant(api: Api) -> None:
     assert me["allows"] == ["enroll", "read"] and me["collections"] is None
     assert me["prefix"] and api.keys["enroll"].startswith(f"fsk_{me['prefix']}_")
     admin = api.get("/v1/whoami", "admin").json()
-    assert admin["allows"] == ["admin", "enroll", "read", "verify", "metrics"]
+    assert admin["allows"] == ["admin", "enroll", "delete", "read", "verify", "metrics"]
     assert api.get("/v1/whoami", "verify").json()["allows"] == ["verify"]
+    # deleting is a scope of its own: enroll does not grant it (the console's delete
+    # buttons follow `allows`)
+    cleaner = _key(api, "cleaner", ["delete"])
+    me = api.client.get("/v1/whoami", headers={"X-API-Key": cleaner}).json()
+    assert me["scopes"] == ["delete"] and me["allows"] == ["delete", "read"]
 
 
 def test_a_bound_key_sees_its_collections(api: Api) -> None:

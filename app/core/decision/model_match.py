@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, FacesvcError, ModelMismatch
-from app.core.store.repos import identities as repo
+from app.core.store.repos import faces as repo
 from app.core.store.rows.identities import Face, Identity
 
 Model = tuple[str, str]  # (name, version)

@@ -59,6 +59,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # free pages; `checkpoint` then clears them from the WAL.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+    # SQLite's own lower() folds ASCII letters only; Python's folds every letter, as
+    # PostgreSQL's does, so a search by name ("zoë" finds "ZOË") answers alike on both.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(text: str | None) -> str | None:
+    return None if text is None else str(text).lower()
 
 
 def create_engine(url: str, pool_size: int = 10, pool_timeout: float = 5.0) -> AsyncEngine:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.store.db import libpq_url
 from app.core.store.index_sync import rebuild
-from app.core.store.repos import identities as faces_repo
+from app.core.store.repos import faces as faces_repo
 from app.core.store.repos import index_changes as log_repo
 from app.core.store.rows.index_changes import CHANNEL
 from app.core.store.vector_index import GalleryIndex

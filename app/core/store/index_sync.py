@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.core.store.repos import identities as repo
+from app.core.store.repos import faces as repo
 from app.core.store.rows.collections import DEFAULT_COLLECTION_ID
 from app.core.store.vector_index import GalleryIndex, Vectors
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -25,6 +25,8 @@ Before = Annotated[
     int | None, Query(ge=1, le=2**63 - 1, description="`next_before` of the previous page.")
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
+# What the decisions table records (app.core.store.repos.audit.Decision).
+DecisionResult = Literal["match", "no_match", "known", "unknown"]
 
 
 @router.get(
@@ -64,9 +66,24 @@ async def list_decisions(
     action: Annotated[
         PlainText | None, Query(max_length=32, description="`verify` or `recognize`.")
     ] = None,
+    result: Annotated[
+        list[DecisionResult] | None,
+        Query(
+            max_length=4,
+            description="Any of these results; repeat it for several: `known` and "
+            "`match` are the doors opened, `unknown` and `no_match` those refused.",
+        ),
+    ] = None,
     actor: Actor = None,
     before: Before = None,
     limit: Limit = 50,
 ) -> DecisionPage:
-    filters = Filters(since=since, until=until, action=action, actor=actor, before=before)
+    filters = Filters(
+        since=since,
+        until=until,
+        action=action,
+        actor=actor,
+        before=before,
+        results=tuple(result or ()),
+    )
     return await service.decisions(filters, limit)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from app.core.store.rows.audit import AuditEvent, DecisionRecord
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 def utc(moment: datetime) -> datetime:
@@ -18,7 +16,18 @@ def utc(moment: datetime) -> datetime:
 ACTOR = "The key's public prefix; `cli` for the command line, `open-mode` without keys."
 
 
-class AuditEventOut(BaseModel):
+class RowOut(BaseModel):
+    """A stored row as it is answered: its fields by name, `at` in UTC."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_validator("at", check_fields=False)
+    @classmethod
+    def _utc(cls, moment: datetime) -> datetime:
+        return utc(moment)
+
+
+class AuditEventOut(RowOut):
     id: int = Field(description="Increasing with time; `before` pages on it.")
     at: datetime = Field(description="When the change was committed (UTC).")
     actor: str = Field(description=ACTOR)
@@ -27,19 +36,6 @@ class AuditEventOut(BaseModel):
     target: dict[str, str | int | None] = Field(description="The ids the change touched.")
     outcome: str = Field(description="`ok`, or the error code of a refused change.")
     request_id: str | None = Field(description="The request's X-Request-ID; null from the CLI.")
-
-    @classmethod
-    def of(cls, row: AuditEvent) -> AuditEventOut:
-        return cls(
-            id=row.id,
-            at=utc(row.at),
-            actor=row.actor,
-            actor_name=row.actor_name,
-            action=row.action,
-            target=row.target,
-            outcome=row.outcome,
-            request_id=row.request_id,
-        )
 
 
 AUDIT_EXAMPLE: dict[str, Any] = {
@@ -76,7 +72,7 @@ class AuditPage(BaseModel):
     next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
 
 
-class DecisionOut(BaseModel):
+class DecisionOut(RowOut):
     id: int
     at: datetime = Field(description="When the answer was given (UTC).")
     actor: str = Field(description=ACTOR)
@@ -88,22 +84,6 @@ class DecisionOut(BaseModel):
     threshold: float
     collection: str | None
     request_id: str | None
-
-    @classmethod
-    def of(cls, row: DecisionRecord) -> DecisionOut:
-        return cls(
-            id=row.id,
-            at=utc(row.at),
-            actor=row.actor,
-            actor_name=row.actor_name,
-            action=row.action,
-            result=row.result,
-            identity_id=row.identity_id,
-            distance=row.distance,
-            threshold=row.threshold,
-            collection=row.collection,
-            request_id=row.request_id,
-        )
 
 
 class DecisionPage(BaseModel):

@@ -20,7 +20,7 @@ class AuditService:
         page = rows[:limit]
         more = len(rows) > limit
         return AuditPage(
-            items=[AuditEventOut.of(r) for r in page],
+            items=[AuditEventOut.model_validate(r) for r in page],
             next_before=page[-1].id if more and page else None,
         )
 
@@ -30,6 +30,6 @@ class AuditService:
         page = rows[:limit]
         more = len(rows) > limit
         return DecisionPage(
-            items=[DecisionOut.of(r) for r in page],
+            items=[DecisionOut.model_validate(r) for r in page],
             next_before=page[-1].id if more and page else None,
         )

@@ -2,11 +2,12 @@
 Home Assistant integrations) work against facesvc unchanged. Not in our OpenAPI:
 CompreFace's own REST API description is its contract (docs/compat-compreface.md).
 
-Keys: the `x-api-key` header is our X-API-Key. Listing needs `read`; adding, renaming
-and deleting `enroll`; recognize, verify and detect `verify`; verifying against a saved
-example (an image_id only a reader can know) `verify` and `read`. Each call works in the
-key's collection (`collection_for`), changes are audited as the key's, and recognize and
-verify answers go to the decision log (FACESVC_RECORD_DECISIONS) as /v1's do.
+Keys: the `x-api-key` header is our X-API-Key. Listing needs `read`; adding and
+renaming `enroll`; deleting subjects and examples `delete`; recognize, verify and detect
+`verify`; verifying against a saved example (an image_id only a reader can know) `verify`
+and `read`. Each call works in the key's collection (`collection_for`), changes are
+audited as the key's, and recognize and verify answers go to the decision log
+(FACESVC_RECORD_DECISIONS) as /v1's do.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
-from app.api.deps import EnrollKey, ReadKey, VerifyKey, from_state
+from app.api.deps import DeleteKey, EnrollKey, ReadKey, VerifyKey, from_state
 from app.api.forms import parse_form, parse_json
 from app.core import bounds
 from app.core.access import Principal, Scope
 from app.core.errors import Forbidden, ValidationFailed
 from app.core.store.audit_trail import DecisionLog
+from app.domains.compreface.mapping import CompreFaceError, collection_for, subject_name
 from app.domains.compreface.schemas import (
     DeletedOut,
     FaceOptions,
@@ -35,12 +37,7 @@ from app.domains.compreface.schemas import (
     UpdatedOut,
     VerificationsOut,
 )
-from app.domains.compreface.service import (
-    CompreFaceError,
-    CompreFaceService,
-    collection_for,
-    subject_name,
-)
+from app.domains.compreface.service import CompreFaceService
 
 PREFIX = "/api/v1/"
 router = APIRouter(prefix="/api/v1", tags=["compreface"], include_in_schema=False)
@@ -126,13 +123,13 @@ async def rename_subject(
 
 
 @router.delete("/recognition/subjects/{subject}", response_model=SubjectOut)
-async def delete_subject(subject: str, key: EnrollKey, service: CompreFace) -> SubjectOut:
+async def delete_subject(subject: str, key: DeleteKey, service: CompreFace) -> SubjectOut:
     name = subject_name(subject)
     return await service.delete_subject(name, collection=collection_for(key), actor=key)
 
 
 @router.delete("/recognition/subjects", response_model=DeletedOut)
-async def delete_all_subjects(key: EnrollKey, service: CompreFace) -> DeletedOut:
+async def delete_all_subjects(key: DeleteKey, service: CompreFace) -> DeletedOut:
     return await service.delete_all_subjects(collection=collection_for(key), actor=key)
 
 
@@ -174,7 +171,7 @@ async def list_examples(
 
 @router.delete("/recognition/faces", response_model=DeletedOut)
 async def delete_examples_of(
-    key: EnrollKey, service: CompreFace, subject: Subject = None
+    key: DeleteKey, service: CompreFace, subject: Subject = None
 ) -> DeletedOut:
     """Without `subject`, every example of every subject (CompreFace's behaviour)."""
     name = None if subject is None else subject_name(subject)
@@ -182,7 +179,7 @@ async def delete_examples_of(
 
 
 @router.post("/recognition/faces/delete", response_model=list[ImageOut])
-async def delete_examples(request: Request, key: EnrollKey, service: CompreFace) -> list[ImageOut]:
+async def delete_examples(request: Request, key: DeleteKey, service: CompreFace) -> list[ImageOut]:
     try:
         ids = bounds.load_json(await request.body(), "the body")
     except ValueError as exc:
@@ -195,7 +192,7 @@ async def delete_examples(request: Request, key: EnrollKey, service: CompreFace)
 
 
 @router.delete("/recognition/faces/{image_id}", response_model=ImageOut)
-async def delete_example(image_id: str, key: EnrollKey, service: CompreFace) -> ImageOut:
+async def delete_example(image_id: str, key: DeleteKey, service: CompreFace) -> ImageOut:
     return await service.delete_example(image_id, collection=collection_for(key), actor=key)
 
 

@@ -26,7 +26,7 @@ class WhoAmI(BaseModel):
     )
     scopes: list[str] = Field(description="The scopes the key was created with.")
     allows: list[str] = Field(
-        description="Every scope those grant (admin grants all, enroll grants read)."
+        description="Every scope those grant (admin grants all; enroll and delete grant read)."
     )
     collections: list[str] | None = Field(
         None, description="The collections the key is bound to; null: every collection."

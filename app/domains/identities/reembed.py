@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.errors import FacesvcError
 from app.core.model.backbones.normalised import differ_only_in_normalisation
 from app.core.model.pipeline import FacePipeline
-from app.core.store.repos import identities as repo
+from app.core.store.repos import faces as repo
 
 BATCH = 64
 

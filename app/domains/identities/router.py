@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
 
 from app.api import errors
-from app.api.deps import EnrollKey, ReadKey, from_state
+from app.api.deps import DeleteKey, EnrollKey, ReadKey, from_state
 from app.api.forms import openapi_body, openapi_json_body, parse_form, parse_json, require_json
 from app.core.bounds import Label, PlainText
 from app.core.store.rows.collections import DEFAULT_COLLECTION
@@ -75,7 +75,8 @@ async def add_face(
     response_model=IdentityPage,
     summary="List enrolled people, a page at a time",
     description="Oldest first; `next_cursor` of one page is `cursor` of the next. "
-    "`external_id` finds one person by your own id.",
+    "`external_id` finds one person by your own id; `name` finds the people whose name "
+    "contains it, in any case (`%` and `_` match themselves), paged the same way.",
     responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
 )
 async def list_identities(
@@ -84,11 +85,15 @@ async def list_identities(
     cursor: Annotated[PlainText | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     external_id: Annotated[Label | None, Query(max_length=200)] = None,
+    name: Annotated[
+        Label | None,
+        Query(max_length=200, description="Part of the name, in any case.", examples=["ada"]),
+    ] = None,
     collection: InCollection = DEFAULT_COLLECTION,
 ) -> IdentityPage:
     principal.check_collection(collection)
     return await identities.list_page(
-        cursor=cursor, limit=limit, external_id=external_id, collection=collection
+        cursor=cursor, limit=limit, external_id=external_id, name=name, collection=collection
     )
 
 
@@ -140,7 +145,7 @@ async def update_identity(
 )
 async def delete_identity(
     identity_id: uuid.UUID,
-    principal: EnrollKey,
+    principal: DeleteKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
     collection: InCollection = DEFAULT_COLLECTION,
@@ -160,7 +165,7 @@ async def delete_identity(
 async def delete_face(
     identity_id: uuid.UUID,
     face_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    principal: EnrollKey,
+    principal: DeleteKey,
     identities: IdentitiesDep,
     background: BackgroundTasks,
     collection: InCollection = DEFAULT_COLLECTION,

@@ -155,6 +155,7 @@ class IdentityService:
         cursor: str | None,
         limit: int,
         external_id: str | None,
+        name: str | None = None,
         collection: str = DEFAULT_COLLECTION,
     ) -> IdentityPage:
         after = decode_cursor(cursor) if cursor else None
@@ -165,6 +166,7 @@ class IdentityService:
                 after=after,
                 limit=limit + 1,
                 external_id=external_id,
+                name_contains=name,
                 collection_id=where.id,
             )
             more = len(rows) > limit

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.store.rows.keys import ApiKey
 from app.domains.shared import CollectionName, Name, as_utc
 
-ScopeName = Literal["admin", "enroll", "read", "verify", "metrics"]
+ScopeName = Literal["admin", "enroll", "delete", "read", "verify", "metrics"]
 
 KEY_EXAMPLE: dict[str, Any] = {
     "prefix": "3b1f0c2d9e8a",
@@ -97,7 +97,7 @@ class KeyCreate(BaseModel):
     )
 
     name: Name
-    scopes: list[ScopeName] = Field(min_length=1, max_length=5)
+    scopes: list[ScopeName] = Field(min_length=1, max_length=6)
     collections: list[CollectionName] | None = Field(
         None, max_length=100, description="Bind the key to these; null or absent: every one."
     )

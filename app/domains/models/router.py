@@ -1,4 +1,4 @@
-"""/v1/models, /v1/models/{name}/layers."""
+"""/v1/models, /v1/models/{name}/calibration, /v1/models/{name}/layers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from app.api import errors
 from app.api.deps import VerifyKey, from_state
 from app.core.store.repos.keys import Scope
-from app.domains.models.schemas import LayersOut, ModelsOut
+from app.domains.models.schemas import CalibrationCurveOut, LayersOut, ModelsOut
 from app.domains.models.service import ModelsService, layers_of_model
 
 # The tag and the paths are those these routes had under recognition: clients and the
@@ -27,6 +27,21 @@ Models = Annotated[ModelsService, Depends(from_state("models"))]
 )
 async def list_models(principal: VerifyKey, service: Models) -> ModelsOut:
     return await service.describe(may_read=principal.allows(Scope.read))
+
+
+@router.get(
+    "/models/{name}/calibration",
+    response_model=CalibrationCurveOut,
+    summary="The ROC and FPIR curves of the active model's calibration, for a plot",
+    description="The stored `facesvc calibrate` run in use (or the built-in calibration): "
+    "FAR and TAR over tau with the active 1:1 tau, and FPIR over tau at the gallery size "
+    "the active 1:N tau is for. 404 for a model other than the active one.",
+    responses=errors.responses(errors.PARAMS, errors.NOT_FOUND),
+)
+async def get_model_calibration(
+    name: Annotated[str, Path(max_length=100)], _: VerifyKey, service: Models
+) -> CalibrationCurveOut:
+    return await service.calibration_curve(name)
 
 
 @router.get(

@@ -204,3 +204,118 @@ class LayersOut(BaseModel):
     model: str
     input_size: int
     layers: list[LayerOut] = Field(description="Input side first.")
+
+
+# --- GET /v1/models/{name}/calibration ---------------------------------------------------
+
+CURVE_EXAMPLE: dict[str, Any] = {
+    "model": "dlib-resnet-v1",
+    "version": "1+55533b28a958+l2.9966306c",
+    "stored": {
+        "id": 3,
+        "created_at": "2026-12-01T07:40:12.512000Z",
+        "source": "facesvc calibrate --data lfw_dev --far 0.001 --fpir 0.01 --gallery-size "
+        "247: 1680 identities, 4550 images",
+    },
+    "calibration_source": "database: calibration 3 of 2026-12-01 07:40 (facesvc calibrate ...)",
+    "verify": {"tau": 0.1424, "far": 0.001, "tar": 0.938},
+    "roc": {
+        "points": [
+            {"tau": 0.0, "far": 0.0, "tar": 0.0},
+            {"tau": 0.1424, "far": 0.001, "tar": 0.938},
+            {"tau": 0.5213, "far": 1.0, "tar": 1.0},
+        ],
+        "genuine_pairs": 6210,
+        "impostor_pairs": 10341315,
+    },
+    "identify": {
+        "tau": 0.1598,
+        "fpir": 0.01,
+        "fnir": 0.0202,
+        "gallery_size": 3,
+        "follow_gallery": True,
+    },
+    "fpir_curve": {
+        "gallery_size": 3,
+        "gallery_model": "independent",
+        "points": [
+            {"tau": 0.1, "fpir": 0.0004, "fnir": 0.31},
+            {"tau": 0.1598, "fpir": 0.01, "fnir": 0.0202},
+            {"tau": 0.3, "fpir": 0.79, "fnir": 0.002},
+        ],
+    },
+}
+
+
+class OperatingPointOut(BaseModel):
+    tau: float = Field(description="The default 1:1 threshold (squared distance).")
+    far: float | None = Field(description="False-accept rate per impostor pair at tau.")
+    tar: float | None = Field(description="True-accept rate per genuine pair at tau.")
+
+
+class RocPointOut(BaseModel):
+    tau: float
+    far: float
+    tar: float
+
+
+class RocOut(BaseModel):
+    """FAR and TAR over tau on the calibration's pairs (those counted as d <= tau)."""
+
+    points: list[RocPointOut] = Field(
+        description="By increasing tau, a few hundred, spaced for a log FAR axis; the "
+        "active 1:1 tau is one of them."
+    )
+    genuine_pairs: int
+    impostor_pairs: int
+
+
+class IdentifyPointOut(BaseModel):
+    tau: float = Field(description="The default 1:N threshold at gallery_size.")
+    fpir: float | None = Field(description="Share of strangers accepted at tau.")
+    fnir: float | None = Field(description="Share of enrolled people missed at tau.")
+    gallery_size: int = Field(description="The gallery size tau and the rates are for.")
+    follow_gallery: bool = Field(
+        description="Whether tau is re-derived from the live gallery size to hold the target FPIR."
+    )
+
+
+class FpirPointOut(BaseModel):
+    tau: float
+    fpir: float
+    fnir: float = Field(description="The FNIR the gallery model expects at tau.")
+
+
+class FpirCurveOut(BaseModel):
+    """FPIR (and expected FNIR) over tau for a gallery of gallery_size, from the gallery
+    model the 1:N threshold is derived with."""
+
+    gallery_size: int
+    gallery_model: str = Field(description="How FPIR is modelled against gallery size.")
+    points: list[FpirPointOut] = Field(description="By increasing tau; tau of identify too.")
+
+
+class StoredRefOut(BaseModel):
+    id: int
+    created_at: datetime
+    source: str = Field(description="Data set and command that produced it.")
+
+
+class CalibrationCurveOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CURVE_EXAMPLE]})
+
+    model: str
+    version: str
+    stored: StoredRefOut | None = Field(
+        description="The `facesvc calibrate` run in use; null: the model's built-in calibration."
+    )
+    calibration_source: str
+    verify: OperatingPointOut
+    roc: RocOut | None = Field(
+        description="Null where no curve is stored: the built-in calibration, or a "
+        "calibration stored before `facesvc calibrate` kept its curve."
+    )
+    identify: IdentifyPointOut
+    fpir_curve: FpirCurveOut | None = Field(
+        description="Null where the calibration carries no gallery model."
+    )

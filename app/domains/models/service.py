@@ -19,9 +19,11 @@ from app.core.errors import NotFound
 from app.core.model.backbones import BackboneInfo, configured_backbones
 from app.core.model.backbones.normalised import with_normalisation
 from app.core.serving.inference import FaceInference
-from app.core.store.repos import identities as repo
+from app.core.store.repos import faces as repo
 from app.core.store.vector_index import GalleryIndex
+from app.domains.models.curve import curve_of
 from app.domains.models.schemas import (
+    CalibrationCurveOut,
     ConfiguredModelOut,
     HeldOutOut,
     IdentifyScoreOut,
@@ -80,6 +82,21 @@ class ModelsService:
             configured=configured,
             identify_score=self._identify_score(len(self._gallery)),
         )
+
+    async def calibration_curve(self, name: str) -> CalibrationCurveOut:
+        """The curves of the calibration in use: the active model's only, since another
+        backbone's version (hence its stored calibrations) is not known without loading it."""
+        inference = self._inference
+        if name != inference.model[0]:
+            raise NotFound(
+                f"{name!r} is not the active model; calibrations are served for the active "
+                f"model only ({inference.model[0]})"
+            )
+        async with self._sessions() as session:
+            active = await active_calibration(
+                session, inference.model, inference.backbone.calibration, len(self._gallery)
+            )
+        return curve_of(active, inference.model)
 
     def _identify_score(self, gallery_size: int) -> IdentifyScoreOut:
         cohort, built_in = self._cohort, self._built_in_cohort

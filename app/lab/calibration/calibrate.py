@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from app.lab.calibration import gallery, normalise, open_set_report
+from app.lab.calibration import gallery, normalise, open_set_report, roc
 from app.lab.calibration.data import (
     PairMatrix,
     SearchMatrix,
@@ -59,7 +59,7 @@ def identification_figures(search: SearchMatrix, tau: float, size: int) -> dict[
 def calibrate(face_set: FaceSet, embeddings: EmbeddingMap, request: Request) -> dict[str, Any]:
     part, held = split_identities(face_set, request.holdout, request.seed)
     pairs = pair_matrix(part, embeddings)
-    _, impostor = pairs.genuine_and_impostor()
+    genuine, impostor = pairs.genuine_and_impostor()
     if impostor.size == 0:
         raise ValueError("the calibration part has no impostor pairs")
     tau_verify = tau_for_far(impostor, request.far)
@@ -74,6 +74,8 @@ def calibrate(face_set: FaceSet, embeddings: EmbeddingMap, request: Request) -> 
         "far_target": request.far,
         "tau": tau_verify,
         "verification": verification_figures(pairs, tau_verify),
+        # the curve the console plots; stored with the rest of the report
+        "roc": roc.roc_points(genuine, impostor, tau_verify) if genuine.size else None,
         "fpir_target": request.fpir,
         "gallery_size": size,
         "tau_identify": tau_identify,

@@ -22,10 +22,14 @@ import numpy.typing as npt
 from app.core.decision.open_set_rule import OpenSetRule
 from app.lab.evaluation import metrics
 from app.lab.evaluation.dataset import FaceSet, read_lfw_pairs
+from app.lab.evaluation.figures import (
+    identification_figures,
+    no_verification,
+    threshold_figures,
+    verification_figures,
+)
 from app.lab.evaluation.metrics import FloatArray, OpenSetSearches, PairFold
 
-FAR_TARGETS = (1e-2, 1e-3, 1e-4)
-FPIR_TARGETS = (1e-1, 1e-2, 1e-3)
 IMPOSTOR_PAIR_LIMIT = 5_000_000
 SEED = 0
 
@@ -315,7 +319,7 @@ def evaluate(
     report.update(_lfw_figures(face_set, embeddings, dim))
     genuine, impostor = verification_distances(face_set, embeddings, dim)
     has_pairs = genuine.size > 0 and impostor.size > 0
-    report.update(verification_figures(genuine, impostor) if has_pairs else _no_verification())
+    report.update(verification_figures(genuine, impostor) if has_pairs else no_verification())
     gallery_size = len(open_set_design(face_set, embeddings).gallery)
     rule = None if open_set_rule is None else open_set_rule(gallery_size)
     scale = None if rule is None or rule.cohort is None else rule.cohort.scales
@@ -336,13 +340,8 @@ def evaluate(
         non_mated_searches=0 if searches is None else int(searches.non_mated_distances.size),
     )
     if threshold is not None:
-        report.update(_threshold_figures(genuine, impostor, searches, float(threshold)))
+        report.update(threshold_figures(genuine, impostor, searches, float(threshold)))
     return report
-
-
-def rate_key(rate: float) -> str:
-    """Map keys are the rates as Python's str(float) writes them: "0.01", "0.0001"."""
-    return str(float(rate))
 
 
 def _lfw_figures(face_set: FaceSet, embeddings: EmbeddingMap, dim: int) -> dict[str, Any]:
@@ -355,56 +354,3 @@ def _lfw_figures(face_set: FaceSet, embeddings: EmbeddingMap, dim: int) -> dict[
         for result in metrics.lfw_fold_results(folds)
     ]
     return {"lfw_accuracy_mean": mean, "lfw_accuracy_std": std, "lfw_folds": per_fold}
-
-
-def verification_figures(genuine: FloatArray, impostor: FloatArray) -> dict[str, Any]:
-    tar_at_far = {}
-    for far in FAR_TARGETS:
-        tar, tau = metrics.tar_at_far(genuine, impostor, far)
-        tar_at_far[rate_key(far)] = {"tar": tar, "tau": tau}
-    return {
-        "roc_auc": metrics.roc_auc(genuine, impostor),
-        "eer": metrics.equal_error_rate(genuine, impostor),
-        "tar_at_far": tar_at_far,
-    }
-
-
-def _no_verification() -> dict[str, Any]:
-    return {"roc_auc": None, "eer": None, "tar_at_far": None}
-
-
-def identification_figures(searches: OpenSetSearches | None, default_tau: float) -> dict[str, Any]:
-    figures: dict[str, Any] = {
-        "rank1": None,
-        "fnir_at_fpir": None,
-        "default_tau": float(default_tau),
-    }
-    figures.update(fnir_at_default_tau=None, fpir_at_default_tau=None)
-    if searches is None:
-        return figures
-    fnir_at_fpir = {}
-    for fpir in FPIR_TARGETS:
-        fnir, tau = metrics.fnir_at_fpir(searches, fpir)
-        fnir_at_fpir[rate_key(fpir)] = {"fnir": fnir, "tau": tau}
-    figures.update(
-        rank1=metrics.rank1_accuracy(searches),
-        fnir_at_fpir=fnir_at_fpir,
-        fnir_at_default_tau=metrics.fnir_at_threshold(searches, default_tau),
-        fpir_at_default_tau=metrics.fpir_at_threshold(searches.non_mated_distances, default_tau),
-    )
-    return figures
-
-
-def _threshold_figures(
-    genuine: FloatArray, impostor: FloatArray, searches: OpenSetSearches | None, tau: float
-) -> dict[str, Any]:
-    figures: dict[str, Any] = {"threshold": tau}
-    figures.update(far_at_threshold=None, tar_at_threshold=None)
-    figures.update(fpir_at_threshold=None, fnir_at_threshold=None)
-    if genuine.size and impostor.size:
-        figures["far_at_threshold"] = metrics.far_at_threshold(impostor, tau)
-        figures["tar_at_threshold"] = metrics.tar_at_threshold(genuine, tau)
-    if searches is not None:
-        figures["fpir_at_threshold"] = metrics.fpir_at_threshold(searches.non_mated_distances, tau)
-        figures["fnir_at_threshold"] = metrics.fnir_at_threshold(searches, tau)
-    return figures

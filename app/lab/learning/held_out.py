@@ -8,7 +8,8 @@ from typing import Any
 
 from app.core.model.backbones.base import Calibration
 from app.lab.evaluation.dataset import FaceSet
-from app.lab.evaluation.protocol import evaluate, rate_key
+from app.lab.evaluation.figures import rate_key
+from app.lab.evaluation.protocol import evaluate
 from app.lab.learning.data import EmbeddingMap
 
 FAR_VERIFY = 1e-3  # the operating points the shipped calibrations use

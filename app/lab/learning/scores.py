@@ -12,15 +12,14 @@ import numpy as np
 import numpy.typing as npt
 
 from app.lab.evaluation.dataset import FaceSet
+from app.lab.evaluation.figures import identification_figures, verification_figures
 from app.lab.evaluation.metrics import FloatArray
 from app.lab.evaluation.protocol import (
     PairDistances,
     all_pair_distances,
     embedding_dimension,
     genuine_and_impostor,
-    identification_figures,
     open_set_searches,
-    verification_figures,
 )
 from app.lab.learning.data import EmbeddingMap
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.core.store.repos import identities as repo
+from app.core.store.repos import faces as repo
 from app.core.store.vector_index import GalleryIndex
 from tests.support.factories import people, photo
 from tests.support.service import Api, MakeApi

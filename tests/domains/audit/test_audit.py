@@ -52,13 +52,15 @@ def test_gallery_changes_are_audited_with_key_and_request_id(
         r = api.request("PATCH", f"/v1/identities/{identity_id}", "enroll", json={"name": "Ada L."})
         assert r.status_code == 200, r.text
         assert api.delete(f"/v1/identities/{identity_id}/faces/{second_face}").status_code == 204
-        assert api.delete(f"/v1/identities/{identity_id}", "enroll").status_code == 204
+        # enroll does not delete (the `delete` scope); refused before any work: not audited
+        assert api.delete(f"/v1/identities/{identity_id}", "enroll").status_code == 403
+        assert api.delete(f"/v1/identities/{identity_id}").status_code == 204
 
     items = audit(api)["items"]  # newest first
     admin = prefix(api.keys["admin"])
     summary = [(e["action"], e["actor"], e["outcome"], e["target"]) for e in items]
     assert summary[:5] == [
-        ("identity.delete", enroller, "ok", {"identity_id": identity_id}),
+        ("identity.delete", admin, "ok", {"identity_id": identity_id}),
         ("face.delete", admin, "ok", {"identity_id": identity_id, "face_id": second_face}),
         ("identity.update", enroller, "ok", {"identity_id": identity_id}),
         ("face.create", admin, "ok", {"identity_id": identity_id, "face_id": second_face}),

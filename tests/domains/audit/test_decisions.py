@@ -88,6 +88,16 @@ def test_recorded_when_on_with_no_image_nor_embedding(make_api: MakeApi) -> None
         "request_id",
     } == COLUMNS
     assert [d["action"] for d in decisions(api, action="verify")] == ["verify", "verify"]
+    # by result: one, several (the doors opened), and with the action
+    assert [d["id"] for d in decisions(api, result="known")] == [rows[2]["id"]]
+    opened = decisions(api, result=["known", "match"])
+    assert [d["id"] for d in opened] == [rows[2]["id"], rows[0]["id"]]  # newest first
+    refused = decisions(api, result=["unknown", "no_match"], action="recognize")
+    assert [(d["action"], d["result"]) for d in refused] == [("recognize", "unknown")]
+    assert decisions(api, result="no_match", action="recognize") == []
+    r = api.get("/v1/decisions", params={"result": "granted"})
+    assert r.status_code == 422 and r.json()["error"] == "validation_error"
+    assert r.json()["detail"].startswith("result"), r.json()
     assert decisions(api, actor="someone-else") == []
     # failures decide nothing: no row
     r = api.verify(b"not an image", "verify", identity_id=identity_id)

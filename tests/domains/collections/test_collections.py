@@ -140,7 +140,7 @@ def test_collections_are_isolated(make_api: MakeApi) -> None:
     assert {i["id"] for i in listing} == south_ids
 
     # a key bound to north: everything of south is refused, 403, existing or not
-    north_key = _bound_key(api, ["enroll", "verify"], ["north"])
+    north_key = _bound_key(api, ["enroll", "delete", "verify"], ["north"])
     south_id = south_a["identity"]["id"]
     client = api.client
 

@@ -1,7 +1,7 @@
 """One real uvicorn server per test module and database (SQLite, PostgreSQL), the real
-pipeline, and keys shaped like CompreFace's services: a recognition key (enroll and
-verify: CompreFace's recognition service both manages and recognizes), a verify-only
-key, an enroll-only key and a read-only key."""
+pipeline, and keys shaped like CompreFace's services: a recognition key (enroll, delete
+and verify: CompreFace's recognition service both manages and recognizes), a verify-only
+key, an enroll-only key (no deletes), a delete-only key and a read-only key."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from tests.support.live import live_server
 from tests.support.service import _clean_postgres
 
 KEYS = {
-    "recognition": ["enroll", "verify"],
+    "recognition": ["enroll", "delete", "verify"],
     "verify": ["verify"],
     "enroll": ["enroll"],
+    "delete": ["delete"],
     "read": ["read"],
 }
 

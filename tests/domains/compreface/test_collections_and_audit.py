@@ -28,7 +28,9 @@ def _prefix(key: str) -> str:
 def _bound_key(api: Api, collections: list[str] | None) -> str:
     async def make() -> str:
         async with api.app.state.sessions() as session, session.begin():
-            return (await create_key(session, "door", ["enroll", "verify"], collections))[1]
+            return (await create_key(session, "door", ["enroll", "delete", "verify"], collections))[
+                1
+            ]
 
     key: str = api.run(make)
     return key

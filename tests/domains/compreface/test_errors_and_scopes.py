@@ -109,24 +109,25 @@ def test_our_own_api_keeps_its_error_body(live: Live) -> None:
 NEEDS: dict[tuple[str, str], set[str]] = {
     ("POST", SUBJECTS): {"enroll"},
     ("PUT", SUBJECTS + "/{subject}"): {"enroll"},
-    ("DELETE", SUBJECTS + "/{subject}"): {"enroll"},
-    ("DELETE", SUBJECTS): {"enroll"},
+    ("DELETE", SUBJECTS + "/{subject}"): {"delete"},
+    ("DELETE", SUBJECTS): {"delete"},
     ("GET", SUBJECTS): {"read"},
     ("GET", SUBJECTS + "/"): {"read"},
     ("POST", FACES): {"enroll"},
     ("GET", FACES): {"read"},
-    ("DELETE", FACES): {"enroll"},
-    ("POST", FACES + "/delete"): {"enroll"},
-    ("DELETE", FACES + "/{image_id}"): {"enroll"},
+    ("DELETE", FACES): {"delete"},
+    ("POST", FACES + "/delete"): {"delete"},
+    ("DELETE", FACES + "/{image_id}"): {"delete"},
     ("POST", FACES + "/{image_id}/verify"): {"verify", "read"},
     ("POST", RECOGNIZE): {"verify"},
     ("POST", "/api/v1/verification/verify"): {"verify"},
     ("POST", "/api/v1/detection/detect"): {"verify"},
 }
-GRANTS = {  # the conftest keys, with what enroll implies
-    "recognition": {"enroll", "read", "verify"},
+GRANTS = {  # the conftest keys, with what enroll and delete imply
+    "recognition": {"enroll", "delete", "read", "verify"},
     "verify": {"verify"},
     "enroll": {"enroll", "read"},
+    "delete": {"delete", "read"},
     "read": {"read"},
 }
 

@@ -110,6 +110,44 @@ def test_pagination_and_filter(api: Api) -> None:
     assert bad.status_code == 422 and bad.json()["error"] == "validation_error"
 
 
+def test_find_by_part_of_the_name(api: Api) -> None:
+    """`name`: a substring in any case (every letter folded, on SQLite too), `%` and `_`
+    matching themselves, paged like the list, with `external_id` and per collection."""
+    names = ["Zoë Ñandú", "ZOË Smith", "Zoe Plain", "Bob 50%_off", "Bob 50 off"]
+    ids = [
+        api.enroll(photo(person), name, external_id=f"n{i}").json()["identity"]["id"]
+        for i, (person, name) in enumerate(zip(people(5), names, strict=True))
+    ]
+
+    def found(scope: str = "admin", **params: object) -> list[str]:
+        r = api.get("/v1/identities", scope, params=params)
+        assert r.status_code == 200, r.text
+        return [item["name"] for item in r.json()["items"]]
+
+    assert found(name="zoë") == ["Zoë Ñandú", "ZOË Smith"]
+    assert found(name="ZOE") == ["Zoe Plain"]  # ë is not e
+    assert found("enroll", name="ñANDÚ") == ["Zoë Ñandú"]  # a key that may read
+    assert found(name="  smith ") == ["ZOË Smith"]  # trimmed, as every label
+    assert found(name="50%_") == found(name="%") == found(name="_") == ["Bob 50%_off"]
+    assert found(name="nobody") == []
+    assert found(name="zoë", external_id="n1") == ["ZOË Smith"]
+    assert found(name="zoë", external_id="n2") == []
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"name": "O", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/v1/identities", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor, pages = page["next_cursor"], pages + 1
+        if cursor is None:
+            break
+    assert seen == ids and pages == 3
+    assert api.post("/v1/collections", json={"name": "elsewhere"}).status_code == 201
+    assert found(name="zoë", collection="elsewhere") == []
+    for bad in (" ", "x" * 201, "a\x00b"):
+        r = api.get("/v1/identities", params={"name": bad})
+        assert r.status_code == 422 and r.json()["error"] == "validation_error", bad
+
+
 def test_delete_identity_removes_everywhere(api: Api) -> None:
     gone_person, kept_person = people(2)
     body = api.enroll(photo(gone_person), "gone").json()

@@ -45,6 +45,23 @@ def test_create_use_list_and_revoke(api: Api) -> None:
     assert ("key.create", prefix) in actions and ("key.revoke", prefix) in actions
 
 
+def test_a_key_may_be_made_to_delete(api: Api) -> None:
+    """`delete` is a scope of its own (enroll does not delete); every scope of the core
+    can be asked for here."""
+    from typing import get_args
+
+    from app.core.access import Scope
+    from app.domains.keys.schemas import ScopeName
+
+    assert set(get_args(ScopeName)) == {s.value for s in Scope}
+    made = api.post("/v1/keys", json={"name": "cleaner", "scopes": ["delete", "enroll"]})
+    assert made.status_code == 201, made.text
+    secret = made.json()["secret"]
+    assert made.json()["key"]["scopes"] == ["delete", "enroll"]
+    me = api.client.get("/v1/whoami", headers={"X-API-Key": secret}).json()
+    assert me["allows"] == ["enroll", "delete", "read"]
+
+
 def test_bad_requests_are_clear_4xx(api: Api) -> None:
     bad_scope = api.post("/v1/keys", json={"name": "x", "scopes": ["root"]})
     assert bad_scope.status_code == 422 and bad_scope.json()["error"] == "validation_error"

@@ -121,6 +121,7 @@ class Filters:
     action: str | None = None
     actor: str | None = None
     before: int | None = None
+    results: tuple[str, ...] = ()  # decisions only: any of these results; () is any
 
 
 def _narrowed(
@@ -201,5 +202,7 @@ async def list_decisions(
 ) -> list[DecisionRecord]:
     """Newest first."""
     query = _narrowed(select(DecisionRecord), DecisionRecord, filters)
+    if filters.results:
+        query = query.where(DecisionRecord.result.in_(filters.results))
     rows = await session.scalars(query.order_by(DecisionRecord.id.desc()).limit(limit))
     return list(rows.all())

@@ -56,8 +56,11 @@ export class ApiError extends Error {
 export async function call(method, path, { key = storedKey(), form, json, query } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(query ?? {})) {
-    if (value !== undefined && value !== null && value !== "") {
-      url.searchParams.set(name, value);
+    // an array is the parameter repeated (?result=known&result=match)
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one !== undefined && one !== null && one !== "") {
+        url.searchParams.append(name, one);
+      }
     }
   }
   let answer;

@@ -7,11 +7,13 @@ import { setUpLog } from "/console/log.js";
 import { setUpModel } from "/console/model.js";
 import { t } from "/console/strings.js";
 import { setUpTest } from "/console/test.js";
+import { $, say } from "/console/ui.js";
 
 const PAGES = ["gallery", "test", "log", "model", "collections", "keys"];
 const SCOPE_TEXT = {
   admin: "scopeAdmin",
   enroll: "scopeEnroll",
+  delete: "scopeDelete",
   read: "scopeRead",
   verify: "scopeVerify",
   metrics: "scopeMetrics",
@@ -27,8 +29,6 @@ export const session = {
   },
 };
 
-const $ = (id) => document.getElementById(id);
-
 function fillTexts() {
   for (const element of document.querySelectorAll("[data-text]")) {
     element.textContent = t(element.dataset.text);
@@ -36,11 +36,6 @@ function fillTexts() {
   for (const element of document.querySelectorAll("[data-aria]")) {
     element.setAttribute("aria-label", t(element.dataset.aria));
   }
-}
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
 }
 
 async function collections() {

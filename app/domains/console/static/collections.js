@@ -1,14 +1,9 @@
 // Collections: separate galleries. Any key that may read lists those it may use; an
 // admin key bound to no collection creates and deletes them.
-import { ApiError, call } from "/console/api.js";
+import { call } from "/console/api.js";
 import { t } from "/console/strings.js";
+import { $, actionButton, confirmThen, say, sayError } from "/console/ui.js";
 
-const $ = (id) => document.getElementById(id);
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
-}
 
 export function setUpCollections(session, changed) {
   let loaded = false;
@@ -23,12 +18,13 @@ export function setUpCollections(session, changed) {
     }
     const actions = document.createElement("td");
     if (mayChange() && item.name !== "default") {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.textContent = t("delete");
-      remove.setAttribute("aria-label", t("collectionDeleteLabel", { name: item.name }));
-      remove.addEventListener("click", () => confirmDelete(item, remove));
-      actions.append(remove);
+      actions.append(
+        actionButton({
+          text: t("delete"),
+          label: t("collectionDeleteLabel", { name: item.name }),
+          onClick: (opener) => confirmDelete(item, opener),
+        }),
+      );
     }
     tr.append(actions);
     return tr;
@@ -40,34 +36,22 @@ export function setUpCollections(session, changed) {
       $("collections").replaceChildren(...answer.items.map(row));
       loaded = true;
     } catch (error) {
-      say($("collections-status"), error instanceof ApiError ? error.text : String(error), "error");
+      sayError($("collections-status"), error);
     }
   }
 
   function confirmDelete(item, opener) {
-    const dialog = $("confirm-delete");
-    $("confirm-title").textContent = t("collectionConfirmTitle");
-    $("confirm-text").textContent = t("collectionConfirm", item);
-    dialog.returnValue = "";
-    dialog.addEventListener(
-      "close",
-      async () => {
-        opener.focus();
-        if (dialog.returnValue !== "delete") {
-          return;
-        }
-        try {
-          await call("DELETE", `/v1/collections/${encodeURIComponent(item.name)}`);
-          await load();
-          await changed();
-          say($("collections-status"), t("collectionDeleted", { name: item.name }), "success");
-        } catch (error) {
-          say($("collections-status"), error instanceof ApiError ? error.text : String(error), "error");
-        }
-      },
-      { once: true },
-    );
-    dialog.showModal();
+    const question = { title: t("collectionConfirmTitle"), text: t("collectionConfirm", item), opener };
+    confirmThen(question, async () => {
+      try {
+        await call("DELETE", `/v1/collections/${encodeURIComponent(item.name)}`);
+        await load();
+        await changed();
+        say($("collections-status"), t("collectionDeleted", { name: item.name }), "success");
+      } catch (error) {
+        sayError($("collections-status"), error);
+      }
+    });
   }
 
   $("collection-form").addEventListener("submit", async (event) => {
@@ -84,7 +68,7 @@ export function setUpCollections(session, changed) {
       await changed();
       say(status, t("created", { name }), "success");
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     }
   });
 

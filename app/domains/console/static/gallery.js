@@ -1,21 +1,18 @@
-// The gallery page: list (paged, find by external id), enroll from a file, delete.
-import { ApiError, call } from "/console/api.js";
+// The gallery page: list (paged, find by part of the name or by external id), enroll from
+// a file, edit, delete (only for a key whose scopes allow deleting).
+import { call } from "/console/api.js";
 import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
+import { $, actionButton, confirmThen, say, sayError } from "/console/ui.js";
 
 const PAGE_SIZE = 20;
-const $ = (id) => document.getElementById(id);
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
-}
 
 export function setUpGallery(session) {
   // cursors[i] is the cursor of page i (null: the first)
   let cursors = [null];
   let next = null;
   let externalId = "";
+  let name = "";
   let loaded = false;
   const photos = setUpPhotoInput("enroll-photo", "enroll", session);
 
@@ -33,32 +30,38 @@ export function setUpGallery(session) {
     }
     const actions = document.createElement("td");
     if (session.may("verify")) {
-      const test = document.createElement("button");
-      test.type = "button";
-      test.className = "edit";
-      test.textContent = t("testPerson");
-      test.setAttribute("aria-label", t("testPersonLabel", { name: person.name }));
-      test.addEventListener("click", () => {
-        session.target = { id: person.id, name: person.name };
-        window.location.hash = "#test";
-      });
-      actions.append(test);
+      actions.append(
+        actionButton({
+          text: t("testPerson"),
+          label: t("testPersonLabel", { name: person.name }),
+          className: "edit",
+          onClick: () => {
+            session.target = { id: person.id, name: person.name };
+            window.location.hash = "#test";
+          },
+        }),
+      );
     }
     if (session.may("enroll")) {
-      const edit = document.createElement("button");
-      edit.type = "button";
-      edit.className = "edit";
-      edit.textContent = t("edit");
-      edit.setAttribute("aria-label", t("editLabel", { name: person.name }));
-      edit.addEventListener("click", () => openEdit(person, edit));
-      actions.append(edit);
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "delete";
-      remove.textContent = t("delete");
-      remove.setAttribute("aria-label", t("deleteLabel", { name: person.name }));
-      remove.addEventListener("click", () => confirmDelete(person, remove));
-      actions.append(remove);
+      actions.append(
+        actionButton({
+          text: t("edit"),
+          label: t("editLabel", { name: person.name }),
+          className: "edit",
+          onClick: (opener) => openEdit(person, opener),
+        }),
+      );
+    }
+    // enroll does not delete: that is the delete scope (the API refuses it anyway)
+    if (session.may("delete")) {
+      actions.append(
+        actionButton({
+          text: t("delete"),
+          label: t("deleteLabel", { name: person.name }),
+          className: "delete",
+          onClick: (opener) => confirmDelete(person, opener),
+        }),
+      );
     }
     tr.append(actions);
     return tr;
@@ -73,6 +76,7 @@ export function setUpGallery(session) {
           cursor: cursors.at(-1),
           limit: PAGE_SIZE,
           external_id: externalId,
+          name,
           collection: session.collection,
         },
       });
@@ -80,7 +84,7 @@ export function setUpGallery(session) {
       $("people").replaceChildren(...page.items.map(row));
       const empty = $("gallery-empty");
       empty.hidden = page.items.length > 0;
-      empty.textContent = externalId ? t("nobodyFound", { id: externalId }) : t("noPeople");
+      empty.textContent = emptyText();
       $("page-info").textContent = t("pageInfo", {
         page: cursors.length,
         count: page.items.length,
@@ -89,8 +93,18 @@ export function setUpGallery(session) {
       $("first-page").disabled = cursors.length === 1;
       loaded = true;
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     }
+  }
+
+  function emptyText() {
+    if (name && externalId) {
+      return t("nobodyMatches");
+    }
+    if (name) {
+      return t("nobodyNamed", { name });
+    }
+    return externalId ? t("nobodyFound", { id: externalId }) : t("noPeople");
   }
 
   let editing = null; // the person in the edit dialog, and the button that opened it
@@ -131,10 +145,14 @@ export function setUpGallery(session) {
         await showFaces(person);
         say($("edit-status"), t("faceRemoved", { id: face.id }), "success");
       } catch (error) {
-        say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
+        sayError($("edit-status"), error);
       }
     });
-    item.append(text, remove);
+    if (session.may("delete")) {
+      item.append(text, remove);
+    } else {
+      item.append(text);
+    }
     return item;
   }
 
@@ -146,7 +164,7 @@ export function setUpGallery(session) {
       $("edit-faces").textContent = t("facesEnrolled", { count: detail.faces.length });
       $("edit-face-list").replaceChildren(...detail.faces.map((face) => faceItem(person, face)));
     } catch (error) {
-      say($("edit-status"), error instanceof ApiError ? error.text : String(error), "error");
+      sayError($("edit-status"), error);
     }
   }
 
@@ -199,48 +217,42 @@ export function setUpGallery(session) {
       await load();
       say($("gallery-status"), done, "success");
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     } finally {
       button.disabled = false;
     }
   });
 
   function confirmDelete(person, opener) {
-    const dialog = $("confirm-delete");
-    $("confirm-title").textContent = t("confirmTitle");
-    $("confirm-text").textContent = t("confirmText", { name: person.name });
-    dialog.returnValue = "";
-    dialog.addEventListener(
-      "close",
-      async () => {
-        opener.focus();
-        if (dialog.returnValue !== "delete") {
-          return;
-        }
-        const status = $("gallery-status");
-        try {
-          await call("DELETE", `/v1/identities/${person.id}`, {
-            query: { collection: session.collection },
-          });
-          await load();
-          say(status, t("deleted", { name: person.name }), "success");
-        } catch (error) {
-          say(status, error instanceof ApiError ? error.text : String(error), "error");
-        }
-      },
-      { once: true },
-    );
-    dialog.showModal();
+    const question = {
+      title: t("confirmTitle"),
+      text: t("confirmText", { name: person.name }),
+      opener,
+    };
+    confirmThen(question, async () => {
+      const status = $("gallery-status");
+      try {
+        await call("DELETE", `/v1/identities/${person.id}`, {
+          query: { collection: session.collection },
+        });
+        await load();
+        say(status, t("deleted", { name: person.name }), "success");
+      } catch (error) {
+        sayError(status, error);
+      }
+    });
   }
 
   $("find-form").addEventListener("submit", (event) => {
     event.preventDefault();
     externalId = $("find-id").value.trim();
+    name = $("find-name").value.trim();
     cursors = [null];
     load();
   });
   $("show-all").addEventListener("click", () => {
     $("find-id").value = externalId = "";
+    $("find-name").value = name = "";
     cursors = [null];
     load();
   });
@@ -258,13 +270,10 @@ export function setUpGallery(session) {
   $("enroll-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("enroll-status");
-    const file = photos.photo();
-    if (!file) {
-      say(status, t("chooseFile"), "error");
+    const form = photos.form(status);
+    if (!form) {
       return;
     }
-    const form = new FormData();
-    form.set("image", file);
     form.set("name", $("enroll-name").value.trim());
     const external = $("enroll-external-id").value.trim();
     if (external) {
@@ -292,7 +301,7 @@ export function setUpGallery(session) {
         await load();
       }
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     } finally {
       button.disabled = false;
     }
@@ -303,8 +312,10 @@ export function setUpGallery(session) {
     reset() {
       cursors = [null];
       externalId = "";
+      name = "";
       loaded = false;
       $("find-id").value = "";
+      $("find-name").value = "";
       $("people").replaceChildren();
       photos.reset();
       say($("enroll-status"), "");

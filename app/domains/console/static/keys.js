@@ -1,15 +1,10 @@
 // API keys (admin keys bound to no collection): list, create (the secret shown once),
 // revoke after a confirmation.
-import { ApiError, call } from "/console/api.js";
+import { call } from "/console/api.js";
 import { t } from "/console/strings.js";
+import { $, actionButton, confirmThen, say, sayError } from "/console/ui.js";
 
-const SCOPES = ["admin", "enroll", "read", "verify", "metrics"];
-const $ = (id) => document.getElementById(id);
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
-}
+const SCOPES = ["admin", "enroll", "delete", "read", "verify", "metrics"];
 
 function when(text) {
   return text ? new Date(text).toLocaleString() : t("never");
@@ -55,12 +50,13 @@ export function setUpKeys(session) {
     }
     const actions = document.createElement("td");
     if (!key.revoked_at) {
-      const revoke = document.createElement("button");
-      revoke.type = "button";
-      revoke.textContent = t("revoke");
-      revoke.setAttribute("aria-label", t("revokeLabel", key));
-      revoke.addEventListener("click", () => confirmRevoke(key, revoke));
-      actions.append(revoke);
+      actions.append(
+        actionButton({
+          text: t("revoke"),
+          label: t("revokeLabel", key),
+          onClick: (opener) => confirmRevoke(key, opener),
+        }),
+      );
     }
     tr.append(actions);
     return tr;
@@ -77,33 +73,20 @@ export function setUpKeys(session) {
         ...collections.items.map((item) => checkbox("collection", item.name)),
       );
     } catch (error) {
-      say($("keys-status"), error instanceof ApiError ? error.text : String(error), "error");
+      sayError($("keys-status"), error);
     }
   }
 
   function confirmRevoke(key, opener) {
-    const dialog = $("confirm-delete");
-    $("confirm-title").textContent = t("revokeTitle");
-    $("confirm-text").textContent = t("revokeText", key);
-    dialog.returnValue = "";
-    dialog.addEventListener(
-      "close",
-      async () => {
-        opener.focus();
-        if (dialog.returnValue !== "delete") {
-          return;
-        }
-        try {
-          await call("DELETE", `/v1/keys/${key.prefix}`);
-          await load();
-          say($("keys-status"), t("revoked", { name: key.name }), "success");
-        } catch (error) {
-          say($("keys-status"), error instanceof ApiError ? error.text : String(error), "error");
-        }
-      },
-      { once: true },
-    );
-    dialog.showModal();
+    confirmThen({ title: t("revokeTitle"), text: t("revokeText", key), opener }, async () => {
+      try {
+        await call("DELETE", `/v1/keys/${key.prefix}`);
+        await load();
+        say($("keys-status"), t("revoked", { name: key.name }), "success");
+      } catch (error) {
+        sayError($("keys-status"), error);
+      }
+    });
   }
 
   $("key-form").addEventListener("submit", async (event) => {
@@ -132,7 +115,7 @@ export function setUpKeys(session) {
       await load();
       say(status, t("keyCreated", { name: made.key.name }), "success");
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     }
   });
 

@@ -1,11 +1,13 @@
 // The door log (admin keys): recorded decisions and the audit trail, newest first,
-// filtered by time and action; older entries a page at a time.
-import { ApiError, call } from "/console/api.js";
+// filtered by time, action and result; older entries a page at a time.
+import { call } from "/console/api.js";
 import { t } from "/console/strings.js";
+import { $, say, sayError } from "/console/ui.js";
 
 const PAGE_SIZE = 25;
 const GRANTED = new Set(["known", "match"]);
-const $ = (id) => document.getElementById(id);
+// The result filter's choices as the API's `result` values (the service filters).
+const RESULTS = { granted: ["known", "match"], refused: ["unknown", "no_match"] };
 
 function cells(values) {
   const tr = document.createElement("tr");
@@ -62,17 +64,14 @@ export function setUpLog(session) {
       query: {
         ...filters(),
         action: $("log-action").value,
+        result: RESULTS[$("log-result").value] ?? $("log-result").value,
         before: more ? decisionsBefore : null,
         limit: PAGE_SIZE,
       },
     });
     decisionsBefore = page.next_before;
-    const wanted = $("log-result").value;
-    const shown = page.items.filter(
-      (item) => !wanted || (wanted === "granted") === GRANTED.has(item.result),
-    );
     const rows = await Promise.all(
-      shown.map(async (item) => {
+      page.items.map(async (item) => {
         const row = cells([
           when(item.at),
           item.action,
@@ -121,14 +120,12 @@ export function setUpLog(session) {
 
   async function run(job) {
     const status = $("log-status");
-    status.textContent = "";
-    status.className = "";
+    say(status, "");
     try {
       await job();
       loaded = true;
     } catch (error) {
-      status.textContent = error instanceof ApiError ? error.text : String(error);
-      status.className = "error";
+      sayError(status, error);
     }
   }
 

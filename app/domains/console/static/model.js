@@ -1,8 +1,9 @@
-// The model card: what /v1/models says about the active model and its calibration.
-import { ApiError, call } from "/console/api.js";
+// The model card: what /v1/models says about the active model and its calibration, and
+// the calibration's curves (GET /v1/models/{name}/calibration) as plots.
+import { call } from "/console/api.js";
+import { hideCurves, showCurves } from "/console/curves.js";
 import { t } from "/console/strings.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, say, sayError } from "/console/ui.js";
 
 function rate(value) {
   // three significant digits: 0.0100000000000009 reads 0.01
@@ -12,7 +13,7 @@ function rate(value) {
 export function setUpModel(session) {
   async function load() {
     const status = $("model-status");
-    status.textContent = "";
+    say(status, "");
     try {
       const models = await call("GET", "/v1/models");
       const active = models.active;
@@ -78,9 +79,9 @@ export function setUpModel(session) {
         list.append(term, detail);
       }
       $("model-card").hidden = false;
+      showCurves(await call("GET", `/v1/models/${encodeURIComponent(active.name)}/calibration`));
     } catch (error) {
-      status.textContent = error instanceof ApiError ? error.text : String(error);
-      status.className = "error";
+      sayError(status, error);
     }
   }
 
@@ -88,6 +89,7 @@ export function setUpModel(session) {
     leave() {},
     reset() {
       $("model-card").hidden = true;
+      hideCurves();
     },
     show() {
       $("model-denied").hidden = session.may("verify");

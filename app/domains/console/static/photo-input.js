@@ -2,8 +2,7 @@
 // another file is chosen).
 import { setUpCamera } from "/console/camera.js";
 import { t } from "/console/strings.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, say } from "/console/ui.js";
 
 // `input` is the file input's id, `prefix` the webcam's elements (camera.js).
 export function setUpPhotoInput(input, prefix, session) {
@@ -32,8 +31,20 @@ export function setUpPhotoInput(input, prefix, session) {
   });
   file.addEventListener("change", forgetStill);
 
+  const photo = () => still ?? file.files[0] ?? null;
   return {
-    photo: () => still ?? file.files[0] ?? null,
+    photo,
+    // A form with the photo as `image`; null (and the reason on `status`) without one.
+    form(status) {
+      const chosen = photo();
+      if (!chosen) {
+        say(status, t("chooseFile"), "error");
+        return null;
+      }
+      const form = new FormData();
+      form.set("image", chosen);
+      return form;
+    },
     stopCamera: () => camera.stop(),
     reset() {
       camera.stop();

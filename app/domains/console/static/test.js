@@ -1,15 +1,9 @@
 // The test page: recognize a photo against the gallery, or verify it against one
 // claimed person; the decision, its figures, and the face box drawn on the photo.
-import { ApiError, call } from "/console/api.js";
+import { call } from "/console/api.js";
 import { setUpPhotoInput } from "/console/photo-input.js";
 import { t } from "/console/strings.js";
-
-const $ = (id) => document.getElementById(id);
-
-function say(element, text, kind = "") {
-  element.textContent = text;
-  element.className = kind;
-}
+import { $, say, sayError } from "/console/ui.js";
 
 function number(value) {
   return value === null || value === undefined ? t("notShown") : value.toFixed(4);
@@ -132,13 +126,10 @@ export function setUpTest(session) {
   $("recognize-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("test-status");
-    const file = photos.photo();
-    if (!file) {
-      say(status, t("chooseFile"), "error");
+    const form = photos.form(status);
+    if (!form) {
       return;
     }
-    const form = new FormData();
-    form.set("image", file);
     form.set("collection", session.collection);
     const typed = $("probe-claim").value.trim();
     const target = session.target;
@@ -153,11 +144,11 @@ export function setUpTest(session) {
     $("result").hidden = true;
     try {
       const shown = claim ? await verify(form, claim) : await recognize(form, session);
-      draw(await loadImage(file), shown.face, shown.good, shown.label);
+      draw(await loadImage(form.get("image")), shown.face, shown.good, shown.label);
       $("result").hidden = false;
       say(status, "");
     } catch (error) {
-      say(status, error instanceof ApiError ? error.text : String(error), "error");
+      sayError(status, error);
     } finally {
       button.disabled = false;
     }
