@@ -5,7 +5,7 @@
 Synthetic 128-d embeddings: gallery vectors uniform on a sphere of dlib-like norm, and
 probes that are noisy copies of enrolled vectors (another photo of an enrolled person,
 squared distance about 0.1 to the original against about 2 between two gallery vectors).
-Per gallery size: HNSW (M=32, efConstruction 40 as in app/core/store/vector_index.py) is built, the
+Per gallery size: HNSW (M=32, efConstruction 40 as in app/core/store/index_kinds.py) is built, the
 smallest efSearch from --ef-search with recall@1 >= --target against exact search is
 chosen, and single-query latency (one query per call, as /v1/recognize does, FAISS on one
 thread) is measured for each method: median and p99 over --queries probes. Memory is the
