@@ -56,11 +56,11 @@ def ensure_database(url: str) -> None:
     db.upgrade(url)
 
 
-def fill(url: str, faces: int) -> None:
-    """`faces` identities with one face each, of MODEL, unless already there."""
+def fill(url: str, faces: int, model: tuple[str, str] = MODEL) -> None:
+    """`faces` identities with one face each, of `model`, unless already there."""
     with psycopg.connect(db.libpq_url(url), autocommit=True) as conn:
         have = conn.execute(
-            "SELECT count(*) FROM faces WHERE model_name = %s", (MODEL[0],)
+            "SELECT count(*) FROM faces WHERE model_name = %s AND model_version = %s", model
         ).fetchone()
         if have is not None and have[0] == faces:
             print(f"the database already holds {faces:,} faces")
@@ -87,7 +87,7 @@ def fill(url: str, faces: int) -> None:
                 " created_at) SELECT p.id, %s, %s, %s, v.e, now()"
                 " FROM (SELECT id, row_number() OVER () AS n FROM people) p"
                 " JOIN vectors v ON v.k = p.n + %s",
-                (start + 1, stop, MODEL[0], MODEL[1], DIM, start),
+                (start + 1, stop, model[0], model[1], DIM, start),
             )
         conn.execute("VACUUM ANALYZE faces")
         conn.execute("VACUUM ANALYZE identities")

@@ -319,6 +319,17 @@ def test_sign_in_enroll_recognize_delete(
     assert shown == ["known", "match"], shown
     console.save("door-log.png", tmp_path)
     assert any("/v1/decisions?" in u and "result=known&result=match" in u for u in requested)
+    # the audit trail's outcome filter: only the refused enrolls
+    page.get_by_label("Outcome").select_option("refused")
+    page.get_by_role("button", name="Show", exact=True).click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#audit tr')].every("
+        "r => r.cells[4].textContent !== 'ok') && document.querySelectorAll('#audit tr').length"
+    )
+    refused = [row.split("\t")[4] for row in page.locator("#audit tr").all_inner_texts()]
+    assert sorted(refused) == ["multiple_faces", "no_face"], refused
+    assert any("/v1/audit?" in u and "outcome=refused" in u for u in requested)
+    page.get_by_label("Outcome").select_option("")
     page.get_by_label("Result").select_option("unknown")
     page.get_by_label("Action").select_option("recognize")
     page.get_by_role("button", name="Show", exact=True).click()

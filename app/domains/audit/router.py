@@ -44,11 +44,17 @@ async def list_audit(
         PlainText | None,
         Query(max_length=64, description="e.g. `identity.delete`, `key.create`."),
     ] = None,
+    outcome: Annotated[
+        Literal["ok", "refused"] | None,
+        Query(description="`ok`: changes made; `refused`: changes refused, whatever the error."),
+    ] = None,
     actor: Actor = None,
     before: Before = None,
     limit: Limit = 50,
 ) -> AuditPage:
-    filters = Filters(since=since, until=until, action=action, actor=actor, before=before)
+    filters = Filters(
+        since=since, until=until, action=action, actor=actor, before=before, outcome=outcome
+    )
     return await service.events(filters, limit)
 
 

@@ -110,6 +110,14 @@ def test_refused_changes_are_audited_with_their_error_and_invent_nothing(api: Ap
     creates = [e for e in newer if e["action"] == "identity.create" and e["outcome"] == "ok"]
     assert len(creates) == 1
     assert len(api.db_face_ids()) == 1
+    # the outcome filter is the service's: made, or refused whatever the error
+    refused = audit(api, outcome="refused")["items"]
+    assert [e["outcome"] for e in refused] == ["not_found", "conflict"]
+    made = audit(api, outcome="ok")["items"]
+    assert made and {e["outcome"] for e in made} == {"ok"}
+    assert len(made) + len(refused) == len(newer)
+    r = api.get("/v1/audit", params={"outcome": "not_found"})
+    assert r.status_code == 422 and r.json()["error"] == "validation_error"
 
 
 def test_filters_and_pages(api: Api) -> None:

@@ -122,6 +122,7 @@ class Filters:
     actor: str | None = None
     before: int | None = None
     results: tuple[str, ...] = ()  # decisions only: any of these results; () is any
+    outcome: str | None = None  # audit only: "ok", or "refused" (any error code)
 
 
 def _narrowed(
@@ -150,6 +151,10 @@ def _utc(moment: datetime) -> datetime:
 async def list_events(session: AsyncSession, filters: Filters, limit: int) -> list[AuditEvent]:
     """Newest first."""
     query = _narrowed(select(AuditEvent), AuditEvent, filters)
+    if filters.outcome == OK:
+        query = query.where(AuditEvent.outcome == OK)
+    elif filters.outcome is not None:  # refused: whatever error refused it
+        query = query.where(AuditEvent.outcome != OK)
     rows = await session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
     return list(rows.all())
 

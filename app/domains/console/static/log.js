@@ -1,5 +1,6 @@
 // The door log (admin keys): recorded decisions and the audit trail, newest first,
-// filtered by time, action and result; older entries a page at a time.
+// filtered by time, action and result (the audit trail by outcome); older entries a
+// page at a time.
 import { call } from "/console/api.js";
 import { t } from "/console/strings.js";
 import { $, say, sayError } from "/console/ui.js";
@@ -96,7 +97,12 @@ export function setUpLog(session) {
 
   async function loadAudit(more) {
     const page = await call("GET", "/v1/audit", {
-      query: { ...filters(), before: more ? auditBefore : null, limit: PAGE_SIZE },
+      query: {
+        ...filters(),
+        outcome: $("log-outcome").value,
+        before: more ? auditBefore : null,
+        limit: PAGE_SIZE,
+      },
     });
     auditBefore = page.next_before;
     const rows = page.items.map((item) =>

@@ -151,7 +151,11 @@ export const STRINGS = {
   resultUnknown: "Unknown (recognize)",
   resultMatch: "Match (verify)",
   resultNoMatch: "No match (verify)",
-  resultFilterNote: "The result filter applies to the decisions; the audit trail is filtered by time.",
+  resultFilterNote: "The result filter applies to the decisions, the outcome filter to the audit trail.",
+  outcome: "Outcome",
+  anyOutcome: "Any",
+  outcomeOk: "Done",
+  outcomeRefused: "Refused",
 
   modelTitle: "Model and calibration",
   modelNeedsVerify: "This key may not read the model card (it needs the verify scope).",
