@@ -43,9 +43,9 @@ def default_model() -> tuple[str, str]:
     return FacePipeline.load(Settings(device="cpu")).model
 
 
-def group_memory_mib(pgid: int) -> tuple[int, float, float]:
-    """(processes, summed VmRSS, summed VmHWM) of a process group, in MiB."""
-    count, rss, hwm = 0, 0.0, 0.0
+def group_processes(pgid: int) -> list[tuple[int, str, float, float]]:
+    """(pid, what it runs, VmRSS MiB, VmHWM MiB) of each process of a process group."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -55,12 +55,20 @@ def group_memory_mib(pgid: int) -> tuple[int, float, float]:
             fields = dict(
                 line.split(":", 1) for line in (entry / "status").read_text().splitlines()
             )
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except (ProcessLookupError, FileNotFoundError, PermissionError):
             continue
-        count += 1
-        rss += int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
-        hwm += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
-    return count, rss, hwm
+        what = " ".join(a.decode(errors="replace") for a in argv if a)[-60:]
+        rss = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        hwm = int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+        found.append((int(entry.name), what, rss, hwm))
+    return sorted(found)
+
+
+def group_memory_mib(pgid: int) -> tuple[int, float, float]:
+    """(processes, summed VmRSS, summed VmHWM) of a process group, in MiB."""
+    processes = group_processes(pgid)
+    return len(processes), sum(p[2] for p in processes), sum(p[3] for p in processes)
 
 
 def index_size(url: str) -> str:
@@ -148,6 +156,8 @@ def measure(
         f"ready after {ready:.1f} s; {count} processes, resident {rss:.0f} MiB "
         f"(peaks summed {hwm:.0f} MiB)"
     )
+    for pid, what, rss_one, hwm_one in group_processes(process.pid):
+        print(f"  pid {pid}: resident {rss_one:.0f} MiB, peak {hwm_one:.0f} MiB  ({what})")
     photo = sorted(PROBE.glob("*.jpg"))[0]
     t0 = time.perf_counter()
     answer = httpx.post(
