@@ -17,17 +17,6 @@ SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 
 
 @pytest.fixture(scope="module")
-def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/data/faces as a labelled set: 12 people with 2 LFW photos each."""
-    root = tmp_path_factory.mktemp("sets") / "small"
-    for photo in sorted(FACES.glob("*.jpg")):
-        person = photo.stem.rsplit("_", 1)[0]
-        (root / person).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(photo, root / person / photo.name)
-    return root
-
-
-@pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 

@@ -11,6 +11,7 @@ person are at most 0.25 apart, photos of two different people at least 0.50.
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,3 +108,13 @@ def upload(data: bytes, name: str = "photo") -> tuple[str, bytes, str]:
     if data.startswith(b"\x89PNG"):
         return f"{name}.png", data, "image/png"
     return name, data, "application/octet-stream"
+
+
+def labelled_set(root: Path) -> Path:
+    """tests/data/faces copied as a face set (a folder per person), as `facesvc eval` and
+    `calibrate` read one."""
+    for path in sorted(DATA_FACES.glob("*.jpg")):
+        person = path.stem.rsplit("_", 1)[0]
+        (root / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, root / person / path.name)
+    return root

@@ -5,7 +5,6 @@ the built-in calibration's card without a stored ROC; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,7 @@ import pytest
 
 from app.core.store.repos import calibrations as repository
 from app.core.store.rows.calibrations import StoredCalibration
-from tests.support.factories import DATA_FACES
 from tests.support.service import Api, MakeApi
-
-
-@pytest.fixture(scope="module")
-def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/data/faces as a labelled set: 12 people, 2 LFW photos each."""
-    root = tmp_path_factory.mktemp("sets") / "small"
-    for path in sorted(DATA_FACES.glob("*.jpg")):
-        person = path.stem.rsplit("_", 1)[0]
-        (root / person).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, root / person / path.name)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,8 @@ from app.core.store.rows.calibrations import StoredCalibration
 from app.lab.calibration.calibrate import Request, calibrate
 from app.lab.calibration.gallery import GalleryModel
 from app.lab.evaluation.dataset import load_face_set
-from tests.support.factories import DATA_FACES, people, photo, upload
+from tests.support.factories import people, photo, upload
 from tests.support.service import Api, MakeApi
-
-
-@pytest.fixture(scope="module")
-def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The service test photos as a labelled set: 12 people, 2 photos each."""
-    root = tmp_path_factory.mktemp("sets") / "small"
-    for path in sorted(DATA_FACES.glob("*.jpg")):
-        person = path.stem.rsplit("_", 1)[0]
-        (root / person).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, root / person / path.name)
-    return root
 
 
 @pytest.fixture(scope="module")
